@@ -1,0 +1,3 @@
+"""tempipe: unbiased nanocrystal morphology from transmission electron micrographs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,137 @@
+"""The ``tempipe`` command line.
+
+``tempipe analyze PATH... --out DIR [--pixel-size-nm X | --scale-bar-nm V]``
+    Analyse micrographs (files or folders) and write ``particles.csv``,
+    ``particles.parquet`` and ``summary.json`` into DIR.
+``tempipe analyze --demo hot-injection --out DIR``
+    Write the built-in demo batch into ``DIR/images`` and analyse it.
+``tempipe simulate --demo larp --out DIR``
+    Only write a demo batch (calibrated TIFFs and their truth tables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from tempipe.errors import TempipeError
+from tempipe.io import SUPPORTED_SUFFIXES
+
+
+def _expand(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+            if not found:
+                raise TempipeError(f"Folder {path} holds no micrographs "
+                                   f"({', '.join(sorted(SUPPORTED_SUFFIXES))}).")
+            files.extend(found)
+        else:
+            files.append(path)  # a missing file becomes a listed failure, not a crash
+    return files
+
+
+def _write_outputs(result, out: Path) -> dict:
+    from tempipe.summary import summarize
+
+    out.mkdir(parents=True, exist_ok=True)
+    result.particles.to_csv(out / "particles.csv", index=False)
+    result.particles.to_parquet(out / "particles.parquet", index=False)
+    summary = summarize(result.particles, result.images, result.failures)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    return summary
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    overall = summary["overall"]
+    size = overall["major_axis"]
+    line = f"{overall['n_particles']} particles in {overall['n_images']} image(s)"
+    if size["mean_nm"] is not None:
+        line += (f"; size (major axis) {size['mean_nm']:.2f} ± {size['sd_nm']:.2f} nm, "
+                 f"σ/d̄ = {size['sigma_over_mean']:.3f}")
+    print(line)
+    if "note" in overall:
+        print("note:", overall["note"])
+    for failure in summary["failures"]:
+        print(f"FAILED {failure['image']}: {failure['error']}", file=sys.stderr)
+    print(f"wrote {out / 'particles.csv'}, {out / 'particles.parquet'}, {out / 'summary.json'}")
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from tempipe.pipeline import analyze_batch
+
+    out = Path(args.out)
+    if args.demo:
+        from tempipe.simulate import write_demo_batch
+
+        paths = write_demo_batch(args.demo, out / "images", n_images=args.n_images)
+    elif args.paths:
+        paths = _expand(args.paths)
+    else:
+        raise TempipeError("Give micrograph files or folders to analyse, or --demo NAME.")
+    with tqdm(total=len(paths), unit="image", desc="analysing", disable=args.quiet) as bar:
+        def progress(done, total, name):
+            bar.set_postfix_str(name)
+            bar.update(1)
+
+        result = analyze_batch(paths, pixel_size_nm=args.pixel_size_nm,
+                               scale_bar_nm=args.scale_bar_nm, progress=progress,
+                               n_jobs=args.jobs)
+    summary = _write_outputs(result, out)
+    _print_summary(summary, out)
+    return 0 if len(result.failures) < len(paths) else 1
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from tempipe.simulate import write_demo_batch
+
+    paths = write_demo_batch(args.demo, Path(args.out), n_images=args.n_images)
+    print(f"wrote {len(paths)} micrograph(s) with truth tables into {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``tempipe`` command."""
+    from tempipe.simulate import DEMO_BATCHES
+
+    parser = argparse.ArgumentParser(prog="tempipe", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    analyze = sub.add_parser("analyze", help="analyse micrographs into a particle table")
+    analyze.add_argument("paths", nargs="*", help="micrograph files or folders")
+    analyze.add_argument("--out", required=True, help="output folder")
+    scale = analyze.add_mutually_exclusive_group()
+    scale.add_argument("--pixel-size-nm", type=float, help="pixel size in nm (overrides the file)")
+    scale.add_argument("--scale-bar-nm", type=float,
+                       help="length in nm of the scale bar drawn on the images")
+    analyze.add_argument("--demo", choices=sorted(DEMO_BATCHES), help="analyse a built-in demo batch")
+    analyze.add_argument("--n-images", type=int, default=3, help="images in a demo batch")
+    analyze.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    analyze.add_argument("--quiet", action="store_true", help="no progress bar")
+    analyze.set_defaults(func=_cmd_analyze)
+    simulate = sub.add_parser("simulate", help="write a simulated demo batch with its truth")
+    simulate.add_argument("--demo", choices=sorted(DEMO_BATCHES), required=True)
+    simulate.add_argument("--out", required=True)
+    simulate.add_argument("--n-images", type=int, default=3)
+    simulate.set_defaults(func=_cmd_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tempipe`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TempipeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Micrograph in, calibrated particle table out.
+
+:func:`analyze_micrograph` runs one image through scale resolution, segmentation, the
+border and scale-bar exclusions, feature measurement and cropping; :func:`analyze_image`
+is its DataFrame-only form from the API contract; :func:`analyze_batch` runs many files,
+records a failure per bad file and goes on.
+
+Scale resolution order (DESIGN): an explicit ``pixel_size_nm``; else the file's own
+calibration; else ``scale_bar_nm`` divided by the pixel length of the scale bar that
+:func:`tempipe.scalebar.find_scale_bar` finds. With none of these, ``*_nm`` columns stay
+NaN and the result's ``scale_note`` says why.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from tempipe.crops import CROP_SIZE, crop_particles
+from tempipe.errors import CalibrationError, TempipeError
+from tempipe.features import measure_particles
+from tempipe.io import Micrograph, load_micrograph
+from tempipe.scalebar import ScaleBar, find_scale_bar, scale_bar_exclusion
+from tempipe.segment import SegmentParams, segment
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class ImageResult:
+    """Everything :func:`analyze_micrograph` learned about one image.
+
+    Attributes
+    ----------
+    particles : DataFrame
+        One row per kept particle (features; ``image`` column names the file).
+    labels : (M, N) int32 ndarray
+        The full segmentation, border and scale-bar particles included.
+    crops : (K, S, S) float32 ndarray
+        Normalised crops of the kept particles, in ``particles`` row order.
+    pixel_size_nm : float or None
+    scale_source : str
+        ``"explicit"``, ``"file"``, ``"scale-bar"`` or ``"none"``.
+    scale_note : str
+        Human-readable account of how the scale was found, or why it was not.
+    scale_bar : ScaleBar or None
+    n_segmented, n_dropped_border, n_dropped_scale_bar : int
+    """
+
+    particles: pd.DataFrame
+    labels: np.ndarray
+    crops: np.ndarray
+    pixel_size_nm: float | None
+    scale_source: str
+    scale_note: str
+    scale_bar: ScaleBar | None
+    n_segmented: int
+    n_dropped_border: int
+    n_dropped_scale_bar: int
+
+
+@dataclass
+class BatchResult:
+    """Result of :func:`analyze_batch`.
+
+    Attributes
+    ----------
+    particles : DataFrame
+        All kept particles of all images; column ``image`` names the file.
+    failures : DataFrame
+        Columns ``image`` and ``error`` (the user-facing message), one row per failed file.
+    images : DataFrame
+        One row per analysed image: counts, drops, scale source and note.
+    """
+
+    particles: pd.DataFrame
+    failures: pd.DataFrame
+    images: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _check_positive(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise CalibrationError(f"{name} must be a number in nm, got {value!r}.") from None
+    if not math.isfinite(value) or value <= 0:
+        raise CalibrationError(f"{name} must be a positive finite number of nm, got {value}.")
+    return value
+
+
+def resolve_scale(micrograph: Micrograph, bar: ScaleBar | None, pixel_size_nm: float | None,
+                  scale_bar_nm: float | None) -> tuple[float | None, str, str]:
+    """Pick the pixel size by DESIGN's order; return ``(pixel_size_nm, source, note)``."""
+    pixel_size_nm = _check_positive("pixel_size_nm", pixel_size_nm)
+    scale_bar_nm = _check_positive("scale_bar_nm", scale_bar_nm)
+    if pixel_size_nm is not None:
+        return pixel_size_nm, "explicit", f"pixel size {pixel_size_nm:g} nm given by the user"
+    if micrograph.pixel_size_nm is not None:
+        return micrograph.pixel_size_nm, "file", (
+            f"pixel size {micrograph.pixel_size_nm:g} nm from the file's calibration")
+    bar_nm = scale_bar_nm if scale_bar_nm is not None else (bar.value_nm if bar else None)
+    if bar is not None and bar_nm is not None:
+        size = bar_nm / bar.length_px
+        return size, "scale-bar", (f"pixel size {size:.4g} nm from a {bar_nm:g} nm scale bar "
+                                   f"{bar.length_px:g} px long")
+    if bar is None and scale_bar_nm is not None:
+        why = "a scale-bar length was given but no scale bar was found on the image"
+    elif bar is not None:
+        why = (f"a scale bar {bar.length_px:g} px long was found but its length in nm is "
+               "unknown (give --scale-bar-nm)")
+    else:
+        why = "the file has no calibration and no pixel size or scale-bar length was given"
+    return None, "none", f"sizes in nm are NaN: {why}"
+
+
+def _edge_and_bar_ids(labels: np.ndarray, bar: ScaleBar | None) -> tuple[set[int], set[int]]:
+    edges = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    border = set(np.unique(edges[edges > 0]).tolist())
+    near_bar: set[int] = set()
+    if bar is not None:
+        r0, c0, r1, c1 = scale_bar_exclusion(bar, labels.shape)
+        window = labels[r0:r1, c0:c1]
+        near_bar = set(np.unique(window[window > 0]).tolist()) - border
+    return border, near_bar
+
+
+def analyze_micrograph(micrograph: Micrograph, pixel_size_nm: float | None = None,
+                       scale_bar_nm: float | None = None, params: SegmentParams | None = None,
+                       *, crop_size: int = CROP_SIZE) -> ImageResult:
+    """Segment, measure and crop one loaded micrograph (see module docstring)."""
+    bar = find_scale_bar(micrograph.image)
+    size_nm, source, note = resolve_scale(micrograph, bar, pixel_size_nm, scale_bar_nm)
+    labels = segment(micrograph.image, params)
+    border, near_bar = _edge_and_bar_ids(labels, bar)
+    kept = labels.copy()
+    dropped = np.isin(kept, list(border | near_bar))
+    kept[dropped] = 0
+    particles = measure_particles(kept, micrograph.image, pixel_size_nm=size_nm)
+    crops = crop_particles(micrograph.image, kept, crop_size,
+                           label_ids=particles["label"].to_numpy())
+    particles.insert(0, "image", micrograph.name)
+    n_segmented = int(len(np.unique(labels)) - (1 if (labels == 0).any() else 0))
+    return ImageResult(particles, labels, crops, size_nm, source, note, bar, n_segmented,
+                       len(border), len(near_bar))
+
+
+def analyze_image(image_or_path, pixel_size_nm: float | None = None,
+                  scale_bar_nm: float | None = None,
+                  params: SegmentParams | None = None) -> pd.DataFrame:
+    """One row per particle of one image (a path or a 2-D array).
+
+    Particles touching the border or the scale bar are excluded; ``*_nm`` columns are
+    NaN when no scale is known. Raises :class:`~tempipe.errors.TempipeError` on bad input.
+    """
+    if isinstance(image_or_path, (str, Path)):
+        micrograph = load_micrograph(image_or_path)
+    else:
+        micrograph = _array_micrograph(image_or_path)
+    return analyze_micrograph(micrograph, pixel_size_nm, scale_bar_nm, params).particles
+
+
+def _array_micrograph(image) -> Micrograph:
+    array = np.asarray(image)
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.number) or 0 in array.shape:
+        raise TempipeError(f"An image must be a non-empty 2-D numeric array, got shape "
+                           f"{array.shape} and dtype {array.dtype}.")
+    return Micrograph(image=array.astype(np.float32), pixel_size_nm=None, name="array",
+                      metadata={"source_format": "array", "calibration_source": "none"})
+
+
+def _image_row(path: str, result: ImageResult) -> dict:
+    return {"image": Path(path).name, "path": str(path), "n_particles": len(result.particles),
+            "n_segmented": result.n_segmented, "n_dropped_border": result.n_dropped_border,
+            "n_dropped_scale_bar": result.n_dropped_scale_bar,
+            "pixel_size_nm": result.pixel_size_nm, "scale_source": result.scale_source,
+            "scale_note": result.scale_note}
+
+
+def _analyze_path(args) -> tuple[str, pd.DataFrame | None, dict | None, str | None]:
+    path, pixel_size_nm, scale_bar_nm, params = args
+    try:
+        result = analyze_micrograph(load_micrograph(path), pixel_size_nm, scale_bar_nm, params)
+    except TempipeError as exc:
+        return str(path), None, None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
+        return str(path), None, None, f"{Path(path).name}: unexpected {type(exc).__name__}: {exc}"
+    return str(path), result.particles, _image_row(str(path), result), None
+
+
+def analyze_batch(paths: Iterable[str | Path], pixel_size_nm: float | None = None,
+                  scale_bar_nm: float | None = None, params: SegmentParams | None = None,
+                  progress: Progress | None = None, *, n_jobs: int = 1) -> BatchResult:
+    """Analyse many files; a bad file becomes a row of ``failures``, never an exception.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+    pixel_size_nm, scale_bar_nm : float, optional
+        Applied to every image (see :func:`resolve_scale`).
+    params : SegmentParams, optional
+    progress : callable ``(done, total, name)``, optional
+        Called after each image.
+    n_jobs : int
+        Worker processes (1 = this process).
+    """
+    paths = [str(p) for p in paths]
+    _check_positive("pixel_size_nm", pixel_size_nm)
+    _check_positive("scale_bar_nm", scale_bar_nm)
+    jobs = [(p, pixel_size_nm, scale_bar_nm, params) for p in paths]
+    tables, rows, failures = [], [], []
+    if n_jobs > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+            outcomes = pool.map(_analyze_path, jobs)
+            _collect(outcomes, len(jobs), progress, tables, rows, failures)
+    else:
+        _collect(map(_analyze_path, jobs), len(jobs), progress, tables, rows, failures)
+    particles = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    return BatchResult(particles=particles,
+                       failures=pd.DataFrame(failures, columns=["image", "error"]),
+                       images=pd.DataFrame(rows))
+
+
+def _collect(outcomes, total, progress, tables, rows, failures) -> None:
+    for done, (path, table, row, error) in enumerate(outcomes, start=1):
+        if error is None:
+            tables.append(table)
+            rows.append(row)
+        else:
+            failures.append({"image": Path(path).name, "error": error})
+        if progress is not None:
+            progress(done, total, Path(path).name)

@@ -1,0 +1,37 @@
+"""The tempipe command: outputs written, failures reported, exit codes."""
+
+import json
+
+import pandas as pd
+
+from tempipe.cli import main
+
+
+def test_demo_analysis_writes_outputs(tmp_path, capsys):
+    out = tmp_path / "res"
+    assert main(["analyze", "--demo", "hot-injection", "--n-images", "1", "--out", str(out),
+                 "--quiet"]) == 0
+    table = pd.read_parquet(out / "particles.parquet")
+    csv = pd.read_csv(out / "particles.csv")
+    assert len(table) == len(csv) > 100
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overall"]["n_particles"] == len(table)
+    size = summary["overall"]["major_axis"]
+    assert size["mean_nm"] == table["major_axis_length_nm"].mean()
+    truth = pd.read_csv(sorted((out / "images").glob("*.csv"))[0])
+    assert abs(size["mean_nm"] / truth["major_axis_length_nm"].mean() - 1) < 0.05
+    assert "particles" in capsys.readouterr().out
+
+
+def test_failures_are_listed_and_exit_code_says_so(tmp_path, capsys):
+    bad = tmp_path / "x.png"
+    bad.write_text("hello")
+    assert main(["analyze", str(bad), "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["failures"][0]["image"] == "x.png"
+    assert "FAILED x.png" in capsys.readouterr().err
+
+
+def test_empty_folder_is_a_clear_error(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "holds no micrographs" in capsys.readouterr().err
