@@ -51,8 +51,14 @@ def scale_bar_text(value_nm: float, rng: np.random.Generator) -> str:
     return styles[int(rng.integers(len(styles)))]
 
 
-def load_font(size_px: int):
-    """DejaVu Sans at ``size_px``, or Pillow's built-in scalable font."""
+def load_font(size_px: int, font_path: str | None = None):
+    """``font_path`` (a TrueType file) or DejaVu Sans at ``size_px``, else Pillow's own font."""
+    if font_path is not None:
+        try:
+            return ImageFont.truetype(str(font_path), size_px)
+        except OSError as err:
+            raise ParameterError(f"font_path={font_path!r} cannot be loaded as a TrueType "
+                                 f"font ({err}); give an existing .ttf file.") from None
     try:
         return ImageFont.truetype("DejaVuSans.ttf", size_px)
     except OSError:
@@ -105,7 +111,7 @@ def scale_bar_layout(shape, length_px: int, alpha_shape, *, corner: str, text_po
 def draw_scale_bar(image, pixel_size_nm: float, *, length_nm: float | None = None,
                    corner: str = "bottom-right", color: str = "white", box: bool = False,
                    text_position: str = "above", font_size: int | None = None,
-                   text: str | None = None, rng=0):
+                   text: str | None = None, font_path: str | None = None, rng=0):
     """Draw a calibrated scale bar with its text label, as microscope software does.
 
     Parameters
@@ -127,6 +133,8 @@ def draw_scale_bar(image, pixel_size_nm: float, *, length_nm: float | None = Non
     text : str, optional
         Label text; default the value in a style picked by ``rng`` ("20 nm", "100.0nm",
         "0.5 µm").
+    font_path : str, optional
+        TrueType font file for the text; default DejaVu Sans.
     rng : int, Generator or None
 
     Returns
@@ -137,7 +145,8 @@ def draw_scale_bar(image, pixel_size_nm: float, *, length_nm: float | None = Non
     Raises
     ------
     ParameterError
-        Bad pixel size, length, corner, colour or position, or a bar that does not fit.
+        Bad pixel size, length, corner, colour, position or font, or a bar that does not
+        fit.
     """
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2:
@@ -147,7 +156,7 @@ def draw_scale_bar(image, pixel_size_nm: float, *, length_nm: float | None = Non
     rng = as_generator(rng)
     label_text = text if text is not None else scale_bar_text(value_nm, rng)
     size = int(font_size) if font_size else max(10, round(0.035 * min(image.shape)))
-    alpha = text_alpha(label_text, load_font(size))
+    alpha = text_alpha(label_text, load_font(size, font_path))
     bar, text_box, label = scale_bar_layout(image.shape, length_px, alpha.shape, corner=corner,
                                             text_position=text_position, box=box)
     hi, lo = float(image.max()), float(image.min())

@@ -26,7 +26,8 @@ from tempipe._segment_steps import FULL, block_sum
 
 def split_touching(mask: np.ndarray, h_px: float, factor: int = 1,
                    coarse: tuple[np.ndarray, np.ndarray] | None = None,
-                   cut: np.ndarray | None = None, erode_px: float = 0.0) -> np.ndarray:
+                   cut: np.ndarray | None = None, erode_px: float = 0.0,
+                   components: tuple[np.ndarray, int] | None = None) -> np.ndarray:
     """Label a particle mask, splitting touching particles at distance-transform necks.
 
     Parameters
@@ -48,13 +49,15 @@ def split_touching(mask: np.ndarray, h_px: float, factor: int = 1,
     erode_px : float
         Depth of the erode-then-rebuild step applied to the split particles
         (:func:`erode_rebuild`); 0 skips it.
+    components : ((M, N) int ndarray, int), optional
+        The 8-connected components of ``mask`` and their number, if already labelled.
 
     Returns
     -------
     (M, N) ndarray of int32
         0 = background, 1..N particles (not necessarily consecutive).
     """
-    components, n = ndi.label(mask, structure=FULL)
+    components, n = components or ndi.label(mask, structure=FULL)
     if n == 0 or not np.isfinite(h_px):
         return components.astype(np.int32)
     if coarse is None:
@@ -64,13 +67,14 @@ def split_touching(mask: np.ndarray, h_px: float, factor: int = 1,
     return _cut_components(components, n, inner, seeds, factor, erode_px)
 
 
-def valleys(image: np.ndarray, mask: np.ndarray, depth: float, reach_px: int) -> np.ndarray:
+def valleys(image: np.ndarray, mask: np.ndarray, depth: float, reach_px: int,
+            noise_factor: float = 0.0) -> np.ndarray:
     """Pixels of ``mask`` lying in a narrow intensity valley between two brighter sides.
 
     For each of 4 directions, the lower of the two pixels ``reach_px`` away on either
-    side, minus the pixel itself; a pixel whose best direction exceeds ``depth`` is in a
-    valley (the faint gap between two particles pressed together). Particle edges are
-    not valleys: one side of them is background.
+    side, minus the pixel itself; a pixel whose best direction exceeds the threshold is
+    in a valley (the faint gap between two particles pressed together). Particle edges
+    are not valleys: one side of them is background.
 
     Parameters
     ----------
@@ -82,16 +86,52 @@ def valleys(image: np.ndarray, mask: np.ndarray, depth: float, reach_px: int) ->
         Minimum valley depth, in intensity units.
     reach_px : int
         Half-width of the valleys looked for.
+    noise_factor : float
+        The threshold is at least this many times the robust spread of intensity
+        differences ``reach_px`` apart inside ``mask`` (the noise of the valley test).
+
+    Returns
+    -------
+    (M, N) ndarray of bool
     """
-    pad = np.pad(image, reach_px, mode="edge")
+    d = reach_px
+    pad = np.pad(image, d, mode="edge")
     rows, cols = image.shape
     best = np.full(image.shape, -np.inf, dtype=np.float32)
-    d = reach_px
     for dr, dc in ((0, d), (d, 0), (d, d), (d, -d)):
         ahead = pad[d + dr:d + dr + rows, d + dc:d + dc + cols]
         behind = pad[d - dr:d - dr + rows, d - dc:d - dc + cols]
         np.maximum(best, np.minimum(ahead, behind), out=best)
-    return mask & (best - image > depth)
+    if noise_factor > 0:
+        depth = max(depth, noise_factor * _difference_noise(image, mask, d))
+    return _open_ended(mask & (best - image > depth), mask)
+
+
+def _open_ended(cut: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Keep the valley lines that reach the background: a gap between two particles
+    opens onto the background where their outlines part; texture inside one does not."""
+    rows, cols = np.nonzero(cut)
+    if rows.size == 0:
+        return cut
+    padded = np.pad(mask, 1, constant_values=True)    # the image border is not background
+    open_px = np.zeros(rows.size, bool)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            open_px |= ~padded[rows + 1 + dr, cols + 1 + dc]
+    lines, n = ndi.label(cut, structure=FULL)
+    keep = np.zeros(n + 1, bool)
+    keep[lines[rows[open_px], cols[open_px]]] = True
+    return keep[lines]
+
+
+def _difference_noise(image, mask, d) -> float:
+    """Robust sd (1.4826 MAD) of image[r, c + d] - image[r, c] over pairs inside mask."""
+    sub, inside = image[::2], mask[::2]
+    both = inside[:, d:] & inside[:, :-d]
+    diff = (sub[:, d:] - sub[:, :-d])[both]
+    if diff.size < 16:
+        return 0.0
+    return 1.4826 * float(np.median(np.abs(diff - np.median(diff))))
 
 
 def coarse_distance(mask: np.ndarray, factor: int,
@@ -190,8 +230,8 @@ def _cut_components(components, n, inner, seeds, factor, erode_px) -> np.ndarray
         markers = _upsampled_seeds(seeds, pairs[pairs[:, 0] == k, 1], sl, factor)
         markers = markers[:region.shape[0], :region.shape[1]] * region
         distance = ndi.distance_transform_edt(region & inner[sl])
-        pieces = erode_rebuild(segmentation.watershed(-distance, markers, mask=region),
-                               erode_px)
+        pieces = segmentation.watershed(-distance, markers, connectivity=2, mask=region)
+        pieces = erode_rebuild(pieces, erode_px)
         out[sl][region] = np.where(pieces[region] > 0, pieces[region] + next_label - 1, 0)
         next_label += int(pieces.max())
     return out

@@ -19,6 +19,8 @@ POLARITY_SIGMA_PX = 2.0
 POLARITY_LEVELS = 3
 #: Share of strongest-gradient pixels (the edges) whose curvature votes on polarity.
 POLARITY_EDGE_FRACTION = 0.1
+#: Rounds of the robust quadratic shading fit (each drops pixels above the surface).
+SHADING_ITERATIONS = 4
 #: The background's Gaussian is computed on a grid where its sigma is this many cells.
 BACKGROUND_GRID_SIGMA = 4.0
 #: Threshold statistics use about this many pixels (a regular subsample).
@@ -44,8 +46,12 @@ FULL = np.ones((3, 3), dtype=bool)
 def block_sum(image: np.ndarray, factor: int) -> np.ndarray:
     """Sum over ``factor`` x ``factor`` blocks of an (M, N) image, zero-padded, as float32."""
     rows, cols = -(-image.shape[0] // factor), -(-image.shape[1] // factor)
+    if factor > 4:                     # long inner axes: one reshaped reduction is fast
+        padded = np.zeros((rows * factor, cols * factor), np.float32)
+        padded[:image.shape[0], :image.shape[1]] = image
+        return padded.reshape(rows, factor, cols, factor).sum(axis=(1, 3))
     out = np.zeros((rows, cols), np.float32)
-    for dr in range(factor):           # f^2 strided views: O(M N) work, no slow
+    for dr in range(factor):           # few strided views: O(M N) work, no slow
         for dc in range(factor):       # reduction over a short inner axis
             view = image[dr::factor, dc::factor]
             out[:view.shape[0], :view.shape[1]] += view
@@ -71,6 +77,14 @@ def upsample(small: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarr
     return rows[:, c_lo] * (1 - c_w) + rows[:, c_hi] * c_w
 
 
+def expand(small: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour inverse of :func:`block_mean` (for fields smooth on the grid)."""
+    if factor <= 1:
+        return small[:shape[0], :shape[1]]
+    big = np.repeat(np.repeat(small, factor, axis=0), factor, axis=1)
+    return big[:shape[0], :shape[1]]
+
+
 def _interpolation(n_small: int, factor: int, n_big: int):
     """Neighbouring block indices and weight of the upper one for each of n_big pixels."""
     pos = np.clip((np.arange(n_big) + 0.5) / factor - 0.5, 0, n_small - 1)
@@ -90,8 +104,9 @@ def normalize(image: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray
 
 
 def coarse_view(image: np.ndarray) -> tuple[np.ndarray, int]:
-    """Block-mean view whose long side is about ``COARSE_SIDE_PX``, and its factor."""
-    factor = max(1, int(round(max(image.shape) / COARSE_SIDE_PX)))
+    """Block-mean view whose long side is about ``COARSE_SIDE_PX`` (the short side kept at
+    32 px or more), and its factor."""
+    factor = max(1, min(int(round(max(image.shape) / COARSE_SIDE_PX)), min(image.shape) // 32))
     return block_mean(image, factor), factor
 
 
@@ -153,40 +168,97 @@ def contrast_ratio(image: np.ndarray, threshold: float) -> tuple[float, float]:
     return (separation / spread if spread > 0 else np.inf), separation
 
 
-def first_mask(coarse_fg: np.ndarray) -> np.ndarray:
-    """Rough particle mask of the coarse view (light smoothing + Otsu)."""
-    smooth = ndi.gaussian_filter(coarse_fg, 1.0)
-    return smooth > filters.threshold_otsu(smooth)
+def first_mask(smooth: np.ndarray) -> np.ndarray:
+    """Rough particle mask of the (lightly smoothed) coarse view: Otsu's threshold."""
+    return smooth > threshold_value(smooth, "otsu")
 
 
-def background(image: np.ndarray, coarse_mask: np.ndarray, factor: int,
-               sigma_px: float) -> np.ndarray:
+def shading(coarse: np.ndarray) -> np.ndarray:
+    """Quadratic surface through the background of a particles-bright coarse view.
+
+    A first, size-free estimate of uneven illumination, so the first particle mask (and
+    with it the particle size) is not swamped by a dark corner. Fitted by least squares
+    on a subsample, dropping pixels that stand above the surface (particles), a few times.
+
+    Returns
+    -------
+    (m, n) ndarray of float32
+    """
+    step = max(1, int(np.sqrt(coarse.size / 4096)))
+    r = np.linspace(-1, 1, coarse.shape[0], dtype=np.float32)
+    c = np.linspace(-1, 1, coarse.shape[1], dtype=np.float32)
+    rs, cs = np.meshgrid(r[::step], c[::step], indexing="ij")
+    rs, cs = rs.ravel(), cs.ravel()
+    design = np.stack([np.ones_like(rs), rs, cs, rs * rs, rs * cs, cs * cs], axis=1)
+    design = design.astype(np.float64)
+    values = coarse[::step, ::step].ravel().astype(np.float64)
+    keep = np.ones(values.size, bool)
+    for _ in range(SHADING_ITERATIONS):
+        sub = design[keep]              # normal equations: 6 x 6, well conditioned on [-1, 1]
+        coef = np.linalg.solve(sub.T @ sub, sub.T @ values[keep])
+        residual = values - design @ coef
+        spread = 1.4826 * np.median(np.abs(residual[keep] - np.median(residual[keep])))
+        keep = residual < spread
+        if keep.sum() < design.shape[1] * 4:
+            break
+    c0, c1, c2, c3, c4, c5 = coef
+    return ((c0 + c1 * r + c3 * r * r)[:, None] + (c2 * c + c5 * c * c)[None, :]
+            + c4 * np.outer(r, c)).astype(np.float32)
+
+
+def radius_from_distance(mask: np.ndarray, distance: np.ndarray) -> float:
+    """Area-weighted median of the blobs' distance-transform maxima (NaN if empty).
+
+    See :func:`tempipe.segment.estimate_particle_radius`.
+    """
+    lab, n = ndi.label(mask, structure=FULL)
+    if n == 0:
+        return float("nan")
+    peaks = mask & (distance >= ndi.maximum_filter(distance, size=3))
+    radii = np.zeros(n + 1)
+    np.maximum.at(radii, lab[peaks], distance[peaks])
+    areas = np.bincount(lab.ravel(), minlength=n + 1)[1:].astype(float)
+    order = np.argsort(radii[1:])
+    cumulative = np.cumsum(areas[order])
+    return float(radii[1:][order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+
+
+def first_radius(mask: np.ndarray) -> float:
+    """Rough typical radius (px of ``mask``), from a half-resolution distance transform."""
+    if min(mask.shape) < 64:
+        return radius_from_distance(mask, ndi.distance_transform_edt(mask))
+    half = block_sum(mask, 2) >= 2
+    return 2 * radius_from_distance(half, ndi.distance_transform_edt(half))
+
+
+def background(coarse: np.ndarray, coarse_mask: np.ndarray, sigma: float) -> np.ndarray:
     """Smooth background under the particles (normalised convolution of non-particle pixels).
 
     Parameters
     ----------
-    image : (M, N) ndarray
-        Particles bright.
+    coarse : (m, n) ndarray
+        Coarse view of the image, particles bright.
     coarse_mask : (m, n) ndarray of bool
-        Rough particle mask on the coarse grid (``factor`` px per cell); its pixels and a
-        margin are left out of the background average.
-    sigma_px : float
-        Gaussian scale of the background, full-resolution pixels.
+        Rough particle mask on that grid; its pixels and a margin are left out of the
+        background average.
+    sigma : float
+        Gaussian scale of the background, in coarse cells.
+
+    Returns
+    -------
+    (m, n) ndarray of float32
+        The background on the coarse grid (zeros when almost nothing is background).
     """
-    margin = max(1, int(round(0.05 * sigma_px / factor)))
-    keep = ~ndi.binary_dilation(coarse_mask, iterations=margin)
+    margin = max(1, int(round(0.05 * sigma)))
+    keep = ~ndi.maximum_filter(coarse_mask, size=2 * margin + 1)
     if keep.mean() < 0.02:
-        return np.zeros_like(image)
-    grid = max(1, int(sigma_px / factor / BACKGROUND_GRID_SIGMA))
-    coarse = block_mean(image, factor)
-    weight = block_mean(keep.astype(np.float32), grid)
-    total = block_mean(coarse * keep, grid)
-    sigma = sigma_px / factor / grid
-    weight_s = ndi.gaussian_filter(weight, sigma, mode="reflect")
-    total_s = ndi.gaussian_filter(total, sigma, mode="reflect")
-    fallback = float(np.median(coarse[keep]))
-    bg = np.where(weight_s > 1e-3, total_s / np.maximum(weight_s, 1e-3), fallback)
-    return upsample(bg.astype(np.float32), factor * grid, image.shape)
+        return np.zeros(coarse.shape, np.float32)
+    grid = max(1, int(sigma / BACKGROUND_GRID_SIGMA))
+    weight = ndi.gaussian_filter(block_mean(keep.astype(np.float32), grid), sigma / grid)
+    total = ndi.gaussian_filter(block_mean(coarse * keep, grid), sigma / grid)
+    fallback = float(np.mean(coarse[keep]))
+    bg = np.where(weight > 1e-3, total / np.maximum(weight, 1e-3), fallback)
+    return upsample(bg.astype(np.float32), grid, coarse.shape)
 
 
 def clahe(image: np.ndarray, clip_limit: float, kernel_px: float) -> np.ndarray:
@@ -214,33 +286,48 @@ def denoise(image: np.ndarray, method: str, sigma_px: float) -> np.ndarray:
     return (out * scale + low).astype(np.float32)
 
 
-def remove_small(mask: np.ndarray, min_area_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Drop foreground components below ``min_area_px`` and fill pinholes.
+def clean_mask(mask: np.ndarray, min_area_px: float):
+    """Fill pinholes, then drop foreground components below ``min_area_px``.
+
+    Parameters
+    ----------
+    mask : (M, N) ndarray of bool
+        Thresholded particle mask.
+    min_area_px : float
+        Smallest particle kept; holes below ``PINHOLE_FRACTION`` of it are filled.
 
     Returns
     -------
     mask : (M, N) ndarray of bool
         Cleaned mask.
+    components : (M, N) ndarray of int32
+        Its 8-connected components, numbered 1..n.
+    n : int
+        Number of components.
     holes : (M, N) ndarray of int32
-        The remaining enclosed holes (background not connected to the image border),
+        The larger enclosed holes (background not connected to the image border),
         numbered 1..K, for :func:`fill_particle_holes`.
     """
-    lab, n = ndi.label(mask, structure=FULL)
-    if n:
-        mask = (np.bincount(lab.ravel()) >= min_area_px)[lab] & mask
-    holes, n = ndi.label(~mask)
-    if n <= 1:
-        return mask, np.zeros(mask.shape, np.int32)
-    area = np.bincount(holes.ravel())
+    holes, n_holes = ndi.label(~mask)
+    area = np.bincount(holes.ravel(), minlength=n_holes + 1)
     enclosed = np.ones(area.size, bool)
     enclosed[np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]])] = False
     enclosed[0] = False
     pinhole = enclosed & (area < PINHOLE_FRACTION * min_area_px)
-    mask = mask | pinhole[holes]
-    keep = enclosed & ~pinhole
+    if pinhole.any():
+        mask = mask | pinhole[holes]
+    components, n = ndi.label(mask, structure=FULL)
+    keep = np.bincount(components.ravel(), minlength=n + 1) >= min_area_px
+    keep[0] = False
+    if not keep[1:].all():
+        lut = np.zeros(n + 1, np.int32)
+        lut[keep] = np.arange(1, keep.sum() + 1)
+        components, n = lut[components], int(keep.sum())
+        mask = components > 0
+    hole_ids = enclosed & ~pinhole
     lut = np.zeros(area.size, np.int32)
-    lut[keep] = np.arange(1, keep.sum() + 1)
-    return mask, lut[holes]
+    lut[hole_ids] = np.arange(1, hole_ids.sum() + 1)
+    return mask, components.astype(np.int32, copy=False), n, lut[holes]
 
 
 def fill_particle_holes(labels: np.ndarray, holes: np.ndarray) -> np.ndarray:
@@ -251,7 +338,7 @@ def fill_particle_holes(labels: np.ndarray, holes: np.ndarray) -> np.ndarray:
     labels : (M, N) ndarray of int
         Particles.
     holes : (M, N) ndarray of int
-        Enclosed background regions, as returned by :func:`remove_small`. A hole whose
+        Enclosed background regions, as returned by :func:`clean_mask`. A hole whose
         rim touches several particles (a gap between touching particles) or background
         stays background.
     """
@@ -265,16 +352,6 @@ def fill_particle_holes(labels: np.ndarray, holes: np.ndarray) -> np.ndarray:
         if rim.size and rim.min() > 0 and rim.min() == rim.max():
             out[sl][hole] = rim[0]
     return out
-
-
-def neighbour_pairs(a: np.ndarray, b: np.ndarray):
-    """Yield (K, 2) arrays of (a, b) values over 4-neighbour pixels with a > 0 and b > 0."""
-    head, tail = slice(1, None), slice(None, -1)
-    for sa, sb in (((slice(None), head), (slice(None), tail)),
-                   ((head, slice(None)), (tail, slice(None)))):
-        for x, y in ((a[sa], b[sb]), (a[sb], b[sa])):
-            sel = (x > 0) & (y > 0)
-            yield np.stack([x[sel], y[sel]], axis=1).astype(np.int64)
 
 
 def drop_outliers(labels: np.ndarray, area_factor: float, max_solidity: float) -> np.ndarray:
@@ -295,7 +372,7 @@ def drop_outliers(labels: np.ndarray, area_factor: float, max_solidity: float) -
         region = labels[slices[lab - 1]] == lab
         hull = measure.regionprops(region.astype(np.uint8))[0].area_convex
         drop[lab] = areas[lab] / hull < max_solidity
-    return np.where(drop[labels], 0, labels)
+    return np.where(drop[labels], 0, labels) if drop.any() else labels
 
 
 def relabel(labels: np.ndarray) -> np.ndarray:

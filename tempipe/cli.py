@@ -7,6 +7,8 @@
     Write the built-in demo batch into ``DIR/images`` and analyse it.
 ``tempipe simulate --demo larp --out DIR``
     Only write a demo batch (calibrated TIFFs and their truth tables).
+``tempipe train [--out models/shape_cnn.pt]``
+    Train the shape CNN from scratch on simulated particles; write weights, card, diagnostics.
 """
 
 from __future__ import annotations
@@ -97,8 +99,42 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tempipe.fit import TrainConfig, train_shape_model
+    from tempipe.model_diagnostics import write_diagnostics
+
+    config = TrainConfig(n_samples=args.n_samples, max_epochs=args.epochs, seed=args.seed,
+                         n_jobs=args.jobs)
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage, done, total, info):
+        if stage not in bars:
+            bars[stage] = tqdm(total=total, unit="mosaic" if stage == "data" else "epoch",
+                               desc="rendering training set" if stage == "data" else "training",
+                               disable=args.quiet)
+        bars[stage].update(1)
+        if info:
+            bars[stage].set_postfix_str(f"val loss {info['val_loss']:.3f}, "
+                                        f"d RMSE {info['val_rmse']['d']:.3f}")
+
+    model, (test_crops, test_params) = train_shape_model(config, progress=progress)
+    for bar in bars.values():
+        bar.close()
+    path = model.save(Path(args.out))
+    write_diagnostics(model.card["history"], test_params, model.predict(test_crops), path.parent,
+                      stem=path.stem)
+    test = model.card["test"]
+    print(f"wrote {path} and {path.with_suffix('.json')} ({model.card['training_time_s']:.0f} s, "
+          f"{model.card['epochs_run']} epochs)")
+    print(f"test: round(d) accuracy {test['round_d_accuracy']:.3f}, RMSE log p "
+          f"{test['rmse_log_p']:.3f}, RMSE L_ratio {test['rmse_l_ratio']:.3f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``tempipe`` command."""
+    from tempipe.fit import TrainConfig
+    from tempipe.shape_model import DEFAULT_WEIGHTS
     from tempipe.simulate import DEMO_BATCHES
 
     parser = argparse.ArgumentParser(prog="tempipe", description=__doc__.split("\n")[0])
@@ -120,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--out", required=True)
     simulate.add_argument("--n-images", type=int, default=3)
     simulate.set_defaults(func=_cmd_simulate)
+    train = sub.add_parser("train", help="train the shape CNN on simulated particles")
+    train.add_argument("--out", default=str(DEFAULT_WEIGHTS), help="weights file (.pt)")
+    train.add_argument("--n-samples", type=int, default=65_000)
+    train.add_argument("--epochs", type=int, default=TrainConfig.max_epochs,
+                       help="maximum epochs (early stopping)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--jobs", type=int, default=2, help="processes rendering the training set")
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(func=_cmd_train)
     return parser
 
 

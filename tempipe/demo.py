@@ -47,34 +47,34 @@ HOT_INJECTION = DemoBatch(
     description="CsPbBr3 by hot injection: uniform cuboids, some platelets, few large "
                 "irregular particles (paper Table 1, total column).",
     families=(
-        _F("small-cuboid", p=(2.5, 4.5), d=(2,), l_ratio=(1.0, 1.2), size_mean_nm=9.7,
+        _F("small-cuboid", p=(2.5, 3.5), d=(2,), l_ratio=(1.0, 1.15), size_mean_nm=9.7,
            size_rel_sd=0.20, fraction=0.5),
-        _F("large-irregular", p=(1.5, 3.0), d=(2, 3), l_ratio=(1.1, 1.4), size_mean_nm=24.2,
+        _F("large-irregular", p=(1.25, 1.45), d=(3, 4), l_ratio=(1.15, 1.45), size_mean_nm=24.2,
            size_rel_sd=0.19, fraction=0.1),
-        _F("large-cuboid", p=(5.0, 12.0), d=(2,), l_ratio=(1.0, 1.15), size_mean_nm=13.9,
+        _F("large-cuboid", p=(8.0, 16.0), d=(2,), l_ratio=(1.0, 1.1), size_mean_nm=13.9,
            size_rel_sd=0.14, fraction=0.2),
-        _F("platelet", p=(3.0, 8.0), d=(2,), l_ratio=(1.6, 2.0), size_mean_nm=12.8,
+        _F("platelet", p=(4.0, 8.0), d=(2,), l_ratio=(1.65, 1.95), size_mean_nm=12.8,
            size_rel_sd=0.27, fraction=0.2)),
-    pixel_size_nm=0.45, touching_fraction=0.35)
+    pixel_size_nm=0.35, touching_fraction=0.3)
 
 LARP = DemoBatch(
     name="larp",
     description="CsPbBr3 by ligand-assisted reprecipitation: six polydisperse groups, more "
                 "irregular shapes (paper, LARP shape groups 1-6).",
     families=(
-        _F("small-cuboid", p=(1.8, 4.0), d=(2,), l_ratio=(1.0, 1.35), size_mean_nm=8.9,
+        _F("small-cuboid", p=(8.0, 16.0), d=(2,), l_ratio=(1.0, 1.1), size_mean_nm=8.9,
            size_rel_sd=0.24, fraction=0.192),
-        _F("large-quasi-cuboid", p=(1.8, 3.5), d=(2, 3), l_ratio=(1.05, 1.35),
+        _F("large-quasi-cuboid", p=(3.0, 5.0), d=(2,), l_ratio=(1.1, 1.35),
            size_mean_nm=32.2, size_rel_sd=0.15, fraction=0.04),
-        _F("cuboid", p=(2.5, 6.0), d=(2,), l_ratio=(1.0, 1.3), size_mean_nm=15.4,
+        _F("cuboid", p=(2.5, 3.5), d=(2,), l_ratio=(1.0, 1.15), size_mean_nm=15.4,
            size_rel_sd=0.15, fraction=0.192),
-        _F("small-spheroid", p=(1.7, 2.6), d=(2,), l_ratio=(1.0, 1.25), size_mean_nm=6.7,
+        _F("small-spheroid", p=(1.9, 2.3), d=(2,), l_ratio=(1.0, 1.1), size_mean_nm=6.7,
            size_rel_sd=0.25, fraction=0.192),
-        _F("platelet", p=(2.0, 5.0), d=(2,), l_ratio=(1.4, 2.2), size_mean_nm=13.1,
+        _F("platelet", p=(4.0, 8.0), d=(2,), l_ratio=(1.8, 2.4), size_mean_nm=13.1,
            size_rel_sd=0.28, fraction=0.192),
-        _F("irregular", p=(1.5, 3.0), d=(1, 3), l_ratio=(1.1, 1.5), size_mean_nm=21.9,
+        _F("irregular", p=(1.25, 1.45), d=(3, 4), l_ratio=(1.15, 1.45), size_mean_nm=21.9,
            size_rel_sd=0.30, fraction=0.192)),
-    pixel_size_nm=0.40, touching_fraction=0.25)
+    pixel_size_nm=0.30, touching_fraction=0.25, shape=(1536, 1536))
 
 #: The demo batches by name.
 DEMO_BATCHES = MappingProxyType({b.name: b for b in (HOT_INJECTION, LARP)})

@@ -16,7 +16,7 @@ from scipy.optimize import linear_sum_assignment
 
 from tempipe.errors import ParameterError
 
-__all__ = ["match_instances", "average_precision", "pair_ious"]
+__all__ = ["match_instances", "average_precision", "pair_ious", "match_counts"]
 
 #: Above this many (max label + 1)^2 cells, co-occurrences are counted by sorting keys
 #: rather than by one bincount over the whole table.
@@ -169,6 +169,57 @@ def match_instances(true_labels, pred_labels, iou_threshold: float = 0.5) -> dic
     return result
 
 
+def _checked_thresholds(thresholds) -> np.ndarray:
+    # rounding keeps np.arange's 0.7500000000000002 from failing an IoU of exactly 0.75
+    thresholds = np.round(np.atleast_1d(np.asarray(thresholds, dtype=float)), 10)
+    if thresholds.size == 0:
+        raise ParameterError("thresholds must hold at least one IoU threshold.")
+    for value in thresholds:
+        _check_threshold(value, "every threshold")
+    return thresholds
+
+
+def match_counts(true_labels, pred_labels, thresholds=np.arange(0.5, 1.0, 0.05)) -> dict:
+    """Counts for pooling scores over many images: true, predicted and matched particles.
+
+    Summing these over images gives pooled precision, recall, F1 and a pooled AP
+    (per threshold, the summed TP over the summed TP + FP + FN), which weigh every
+    particle alike, unlike a mean of per-image scores.
+
+    Parameters
+    ----------
+    true_labels, pred_labels : (M, N) ndarray of int
+        Label images (0 = background).
+    thresholds : sequence of float
+        IoU thresholds in (0, 1]; default 0.50, 0.55, ..., 0.95.
+
+    Returns
+    -------
+    dict
+        ``n_true``, ``n_pred`` (int), ``tp`` ((T,) int64 array: one-to-one matches at each
+        threshold) and ``ious`` (IoUs of the matches at the first threshold).
+
+    Raises
+    ------
+    ParameterError
+        As :func:`average_precision`.
+
+    Examples
+    --------
+    >>> t = np.zeros((4, 8), int); t[:, :4] = 1
+    >>> p = np.zeros((4, 8), int); p[:, :3] = 1; p[:, 6:] = 2
+    >>> c = match_counts(t, p, thresholds=[0.5, 0.8])
+    >>> c["n_true"], c["n_pred"], c["tp"].tolist()
+    (1, 2, [1, 0])
+    """
+    thresholds = _checked_thresholds(thresholds)
+    true_ids, pred_ids, pairs, ious, _ = pair_ious(true_labels, pred_labels)
+    chosen = [_one_to_one(pairs, ious, thr) for thr in thresholds]
+    return {"n_true": int(true_ids.size), "n_pred": int(pred_ids.size),
+            "tp": np.array([c.size for c in chosen], dtype=np.int64),
+            "ious": ious[chosen[0]]}
+
+
 def average_precision(true_labels, pred_labels,
                       thresholds=np.arange(0.5, 1.0, 0.05)) -> float:
     """Mean over IoU thresholds of TP / (TP + FP + FN) (the COCO/DSB-style "AP").
@@ -197,16 +248,7 @@ def average_precision(true_labels, pred_labels,
     >>> round(average_precision(t, p), 2)   # IoU 0.75 passes 0.50 ... 0.75: 6 of 10
     0.6
     """
-    # rounding keeps np.arange's 0.7500000000000002 from failing an IoU of exactly 0.75
-    thresholds = np.round(np.atleast_1d(np.asarray(thresholds, dtype=float)), 10)
-    if thresholds.size == 0:
-        raise ParameterError("thresholds must hold at least one IoU threshold.")
-    for value in thresholds:
-        _check_threshold(value, "every threshold")
-    true_ids, pred_ids, pairs, ious, _ = pair_ious(true_labels, pred_labels)
-    scores = []
-    for thr in thresholds:
-        tp = _one_to_one(pairs, ious, thr).size
-        denom = true_ids.size + pred_ids.size - tp      # tp + fp + fn
-        scores.append(tp / denom if denom else 1.0)
+    counts = match_counts(true_labels, pred_labels, thresholds)
+    denom = counts["n_true"] + counts["n_pred"] - counts["tp"]      # tp + fp + fn
+    scores = np.where(denom > 0, counts["tp"] / np.maximum(denom, 1), 1.0)
     return float(np.mean(scores))

@@ -14,6 +14,7 @@ NaN and the result's ``scale_note`` says why.
 from __future__ import annotations
 
 import math
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,14 +23,20 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from tempipe.crops import CROP_SIZE, crop_particles
+from tempipe.crops import crop_masks, crop_particles
 from tempipe.errors import CalibrationError, TempipeError
 from tempipe.features import measure_particles
 from tempipe.io import Micrograph, load_micrograph
 from tempipe.scalebar import ScaleBar, find_scale_bar, scale_bar_exclusion
+from tempipe.resim import resim_jaccard
 from tempipe.segment import SegmentParams, segment
+from tempipe.shape_model import ShapeModel, ShapeNetConfig, shipped_model
 
 Progress = Callable[[int, int, str], None]
+#: ``shape_model`` value meaning "the model shipped in models/".
+SHIPPED = "shipped"
+#: Side of the mask windows on which re-simulated shapes are compared (pixels).
+RESIM_SIZE = 32
 
 
 @dataclass
@@ -132,10 +139,30 @@ def _edge_and_bar_ids(labels: np.ndarray, bar: ScaleBar | None) -> tuple[set[int
     return border, near_bar
 
 
+def _model(shape_model) -> ShapeModel | None:
+    return shipped_model() if isinstance(shape_model, str) and shape_model == SHIPPED else shape_model
+
+
+def add_shape_parameters(particles: pd.DataFrame, crops: np.ndarray, labels: np.ndarray,
+                         model: ShapeModel) -> pd.DataFrame:
+    """Append the CNN's ``p, d, l_ratio`` (+ spreads) and ``resim_jaccard`` to a table."""
+    shape = model.predict(crops)
+    masks = crop_masks(labels, RESIM_SIZE, label_ids=particles["label"].to_numpy())
+    shape["resim_jaccard"] = resim_jaccard(masks, shape["p"], shape["d_class"], shape["l_ratio"])
+    shape.index = particles.index
+    return pd.concat([particles, shape], axis=1)
+
+
 def analyze_micrograph(micrograph: Micrograph, pixel_size_nm: float | None = None,
                        scale_bar_nm: float | None = None, params: SegmentParams | None = None,
-                       *, crop_size: int = CROP_SIZE) -> ImageResult:
-    """Segment, measure and crop one loaded micrograph (see module docstring)."""
+                       *, shape_model: ShapeModel | str | None = SHIPPED) -> ImageResult:
+    """Segment, measure, crop and (with a shape model) parametrise one loaded micrograph.
+
+    ``shape_model``: a :class:`~tempipe.shape_model.ShapeModel`, ``"shipped"`` (default:
+    the model in ``models/``) or None to skip the CNN (no ``p, d, l_ratio`` columns).
+    """
+    model = _model(shape_model)
+    crop_size = model.input_size if model is not None else ShapeNetConfig().input_size
     bar = find_scale_bar(micrograph.image)
     size_nm, source, note = resolve_scale(micrograph, bar, pixel_size_nm, scale_bar_nm)
     labels = segment(micrograph.image, params)
@@ -146,6 +173,8 @@ def analyze_micrograph(micrograph: Micrograph, pixel_size_nm: float | None = Non
     particles = measure_particles(kept, micrograph.image, pixel_size_nm=size_nm)
     crops = crop_particles(micrograph.image, kept, crop_size,
                            label_ids=particles["label"].to_numpy())
+    if model is not None and len(particles):
+        particles = add_shape_parameters(particles, crops, kept, model)
     particles.insert(0, "image", micrograph.name)
     n_segmented = int(len(np.unique(labels)) - (1 if (labels == 0).any() else 0))
     return ImageResult(particles, labels, crops, size_nm, source, note, bar, n_segmented,
@@ -153,8 +182,8 @@ def analyze_micrograph(micrograph: Micrograph, pixel_size_nm: float | None = Non
 
 
 def analyze_image(image_or_path, pixel_size_nm: float | None = None,
-                  scale_bar_nm: float | None = None,
-                  params: SegmentParams | None = None) -> pd.DataFrame:
+                  scale_bar_nm: float | None = None, params: SegmentParams | None = None,
+                  *, shape_model: ShapeModel | str | None = SHIPPED) -> pd.DataFrame:
     """One row per particle of one image (a path or a 2-D array).
 
     Particles touching the border or the scale bar are excluded; ``*_nm`` columns are
@@ -164,7 +193,8 @@ def analyze_image(image_or_path, pixel_size_nm: float | None = None,
         micrograph = load_micrograph(image_or_path)
     else:
         micrograph = _array_micrograph(image_or_path)
-    return analyze_micrograph(micrograph, pixel_size_nm, scale_bar_nm, params).particles
+    return analyze_micrograph(micrograph, pixel_size_nm, scale_bar_nm, params,
+                              shape_model=shape_model).particles
 
 
 def _array_micrograph(image) -> Micrograph:
@@ -185,9 +215,10 @@ def _image_row(path: str, result: ImageResult) -> dict:
 
 
 def _analyze_path(args) -> tuple[str, pd.DataFrame | None, dict | None, str | None]:
-    path, pixel_size_nm, scale_bar_nm, params = args
+    path, pixel_size_nm, scale_bar_nm, params, shape_model = args
     try:
-        result = analyze_micrograph(load_micrograph(path), pixel_size_nm, scale_bar_nm, params)
+        result = analyze_micrograph(load_micrograph(path), pixel_size_nm, scale_bar_nm, params,
+                                    shape_model=shape_model)
     except TempipeError as exc:
         return str(path), None, None, str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
@@ -197,7 +228,8 @@ def _analyze_path(args) -> tuple[str, pd.DataFrame | None, dict | None, str | No
 
 def analyze_batch(paths: Iterable[str | Path], pixel_size_nm: float | None = None,
                   scale_bar_nm: float | None = None, params: SegmentParams | None = None,
-                  progress: Progress | None = None, *, n_jobs: int = 1) -> BatchResult:
+                  progress: Progress | None = None, *, n_jobs: int = 1,
+                  shape_model: ShapeModel | str | None = SHIPPED) -> BatchResult:
     """Analyse many files; a bad file becomes a row of ``failures``, never an exception.
 
     Parameters
@@ -210,14 +242,17 @@ def analyze_batch(paths: Iterable[str | Path], pixel_size_nm: float | None = Non
         Called after each image.
     n_jobs : int
         Worker processes (1 = this process).
+    shape_model : ShapeModel, "shipped" or None
+        As in :func:`analyze_micrograph`.
     """
     paths = [str(p) for p in paths]
     _check_positive("pixel_size_nm", pixel_size_nm)
     _check_positive("scale_bar_nm", scale_bar_nm)
-    jobs = [(p, pixel_size_nm, scale_bar_nm, params) for p in paths]
+    jobs = [(p, pixel_size_nm, scale_bar_nm, params, shape_model) for p in paths]
     tables, rows, failures = [], [], []
     if n_jobs > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+        with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)), initializer=_worker_init,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
             outcomes = pool.map(_analyze_path, jobs)
             _collect(outcomes, len(jobs), progress, tables, rows, failures)
     else:
@@ -226,6 +261,19 @@ def analyze_batch(paths: Iterable[str | Path], pixel_size_nm: float | None = Non
     return BatchResult(particles=particles,
                        failures=pd.DataFrame(failures, columns=["image", "error"]),
                        images=pd.DataFrame(rows))
+
+
+def _worker_init() -> None:
+    """One thread per worker process: the processes already share the cores.
+
+    Workers are spawned, never forked: a fork of a process whose torch or BLAS thread
+    pools are running can deadlock.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
 
 
 def _collect(outcomes, total, progress, tables, rows, failures) -> None:

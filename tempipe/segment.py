@@ -4,7 +4,8 @@
 normalisation, polarity detection (dark particles on a bright background as in
 bright-field TEM, or bright on dark as in HAADF/SEM), large-scale background correction,
 optional CLAHE, denoising, an automatic threshold, clean-up, a distance-transform
-watershed that splits touching particles without cutting concave or elongated ones, the
+watershed that splits touching particles without cutting concave or elongated ones (the
+faint intensity valley between particles pressed side by side counts as a neck), the
 paper's erode-then-rebuild step, and a filter for unseparable agglomerates.
 
 Every length is a multiple of the typical particle radius, which is estimated from the
@@ -15,22 +16,25 @@ segmentation of what is visible); :func:`tempipe.pipeline.analyze_image` drops t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import dataclasses
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import clear_border as _clear_border
 
+from tempipe import _segment_annotations as annotations
+from tempipe import _segment_noise as noise
 from tempipe import _segment_split as split
 from tempipe import _segment_steps as steps
+from tempipe._segment_params import SegmentParams
 from tempipe.errors import ParameterError
 
 __all__ = ["SegmentParams", "SegmentDetails", "segment", "segment_with_details",
            "estimate_particle_radius", "detect_polarity"]
 
-_POLARITIES = ("auto", "dark", "bright")
 #: Gaussian denoising never goes below this sigma (px): the scale of pixel noise.
-MIN_DENOISE_SIGMA_PX = 1.0
+MIN_DENOISE_SIGMA_PX = 0.7
 #: The split strength never goes below this (px): the rounding error of the distance map.
 MIN_SPLIT_H_PX = 1.0
 #: Maxima and passes of the distance transform are found on a grid with about this many
@@ -38,135 +42,11 @@ MIN_SPLIT_H_PX = 1.0
 SPLIT_GRID_RADIUS_PX = 7.0
 #: Valleys between touching particles are looked for this many denoising sigmas wide.
 VALLEY_REACH_SIGMAS = 2.0
+#: ... and must be deeper than this many times the noise of the valley test (the robust
+#: sd of intensity differences inside particles), so noise alone rarely cuts.
+VALLEY_NOISE = 2.5
 #: CLAHE tiles are this many typical radii wide.
 CLAHE_KERNEL_RADII = 8.0
-
-
-def _help(text: str, **limits) -> dict:
-    return {"help": text, **limits}
-
-
-@dataclass(frozen=True)
-class SegmentParams:
-    """Every knob of :func:`segment`; defaults suit ordinary bright-field TEM.
-
-    Lengths are in units of the typical particle radius ``r`` (estimated from the image
-    unless ``particle_radius_px`` is given), areas in units of ``pi r**2``. Each field's
-    ``metadata["help"]`` is a one-line explanation (the UI shows it), listed below.
-
-    Raises
-    ------
-    ParameterError
-        On construction, for a value of the wrong type or out of range.
-    """
-
-    polarity: str = field(default="auto", metadata=_help(
-        '"dark" particles on a bright background (bright-field TEM), "bright" on dark '
-        '(HAADF, SEM), or "auto" to detect it (see detect_polarity).', choices=_POLARITIES))
-    particle_radius_px: float | None = field(default=None, metadata=_help(
-        "Typical particle radius in pixels; None estimates it from the image.", low=0.5))
-    normalize_percentiles: tuple[float, float] = field(default=(0.5, 99.5), metadata=_help(
-        "Intensity percentiles mapped to 0 and 1 before processing (robust to hot pixels, "
-        "scale bars and text)."))
-    background_correction: bool = field(default=True, metadata=_help(
-        "Subtract a smooth background (uneven illumination, thickness gradients) estimated "
-        "from the pixels between particles."))
-    background_scale: float = field(default=8.0, metadata=_help(
-        "Gaussian scale of that background, in typical radii; larger = flatter.", low=1.0))
-    clahe: bool = field(default=False, metadata=_help(
-        "Contrast-limited adaptive histogram equalisation before thresholding (helps "
-        "faint particles on uneven backgrounds; slower, and can bias edges)."))
-    clahe_clip_limit: float = field(default=0.01, metadata=_help(
-        "CLAHE clip limit, in (0, 1]; higher = stronger local contrast.", low=0.0, high=1.0))
-    denoise: str = field(default="gaussian", metadata=_help(
-        'Noise filter before thresholding: "gaussian" (fast), "median", "bilateral" '
-        '(edge-preserving, slow) or "none".', choices=steps.DENOISERS))
-    denoise_sigma: float = field(default=0.12, metadata=_help(
-        "Filter scale in typical radii (never below 1 px).", low=0.0, high=2.0))
-    threshold_method: str = field(default="otsu", metadata=_help(
-        "Automatic global threshold (scikit-image threshold_<method>).",
-        choices=tuple(steps.THRESHOLDS)))
-    threshold_offset: float = field(default=0.0, metadata=_help(
-        "Shift of the threshold as a fraction of the particle-background contrast; "
-        "positive keeps only the most contrasted pixels (smaller particles).",
-        low=-1.0, high=1.0))
-    min_contrast: float = field(default=3.0, metadata=_help(
-        "Particle-background contrast needed, in units of the background's noise spread; "
-        "below it the field is taken as empty.", low=0.0))
-    min_size: float = field(default=0.1, metadata=_help(
-        "Particles smaller than this fraction of the typical area are dropped as debris.",
-        low=0.0, high=1.0))
-    fill_holes: bool = field(default=True, metadata=_help(
-        "Fill holes enclosed by a single particle (gaps between touching particles stay)."))
-    split: bool = field(default=True, metadata=_help(
-        "Split touching particles with a distance-transform watershed."))
-    valley_depth: float = field(default=0.15, metadata=_help(
-        "Faint intensity valleys deeper than this fraction of the particle-background "
-        "contrast separate particles pressed side by side (0 = distance map only).",
-        low=0.0, high=1.0))
-    split_h: float = field(default=0.25, metadata=_help(
-        "Split strength: touching blobs are split when the neck between them is narrower "
-        "than each blob by this many typical radii (h-maxima of the distance transform). "
-        "Lower = split more.", low=0.0, high=2.0))
-    erode_depth: float = field(default=0.1, metadata=_help(
-        "Erode-then-rebuild depth for touching particles, in typical radii (removes thin "
-        "bridges and overlap slivers); 0 switches it off.", low=0.0, high=1.0))
-    clear_border: bool = field(default=False, metadata=_help(
-        "Drop particles cut by the image border (the pipeline drops them anyway)."))
-    outlier_filter: bool = field(default=True, metadata=_help(
-        "Drop unseparable agglomerates: regions larger than outlier_area_factor x the "
-        "median area whose solidity is below outlier_max_solidity."))
-    outlier_area_factor: float = field(default=3.0, metadata=_help(
-        "Area (x median particle area) above which a region may be an agglomerate.", low=1.0))
-    outlier_max_solidity: float = field(default=0.8, metadata=_help(
-        "Large regions with a solidity (area / convex area) below this are dropped.",
-        low=0.0, high=1.0))
-
-    def __post_init__(self):
-        for f in fields(self):
-            _check_field(f, getattr(self, f.name))
-        low, high = self.normalize_percentiles
-        if not 0 <= low < high <= 100:
-            raise ParameterError(
-                f"SegmentParams.normalize_percentiles must be (low, high) with "
-                f"0 <= low < high <= 100, got {self.normalize_percentiles!r}.")
-
-
-def _check_field(f, value) -> None:
-    name, meta = f"SegmentParams.{f.name}", f.metadata
-    if "choices" in meta:
-        if value not in meta["choices"]:
-            raise ParameterError(f"{name} must be one of {list(meta['choices'])}, got {value!r}.")
-        return
-    if f.type == "bool":
-        if not isinstance(value, (bool, np.bool_)):
-            raise ParameterError(f"{name} must be True or False, got {value!r}.")
-        return
-    if f.name == "normalize_percentiles":
-        if not (isinstance(value, (tuple, list)) and len(value) == 2
-                and all(_is_number(v) for v in value)):
-            raise ParameterError(f"{name} must be a pair of numbers, got {value!r}.")
-        return
-    if value is None and f.name == "particle_radius_px":
-        return
-    if not _is_number(value) or not np.isfinite(value):
-        raise ParameterError(f"{name} must be a finite number, got {value!r}.")
-    low, high = meta.get("low", -np.inf), meta.get("high", np.inf)
-    strict_low = f.name in ("clahe_clip_limit", "particle_radius_px")
-    if value < low or (strict_low and value == low) or value > high:
-        bound = ">" if strict_low else ">="
-        upper = f" and <= {high}" if np.isfinite(high) else ""
-        raise ParameterError(f"{name} must be {bound} {low}{upper}, got {value!r}.")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_))
-
-
-SegmentParams.__doc__ += "\n    Parameters\n    ----------\n" + "".join(
-    f"    {f.name} : {f.type}, default {f.default!r}\n        {f.metadata['help']}\n"
-    for f in fields(SegmentParams))
 
 
 @dataclass(frozen=True)
@@ -187,11 +67,14 @@ class SegmentDetails:
         Normalised, inverted if needed, background-corrected, denoised image.
     mask : (M, N) ndarray of bool
         Cleaned binary mask before splitting (Fig. 1b).
-    distance : (M, N) ndarray of float32
-        Its distance transform in px, whose maxima seed the watershed (Fig. 1c);
-        computed on a grid ``grid_factor`` times coarser and expanded to (M, N).
+    coarse_distance : (m, n) ndarray of float32
+        Distance transform of the mask (intensity valleys between touching particles
+        taken out) on a grid ``grid_factor`` times coarser, in grid cells.
     grid_factor : int
         Coarsening of the grid on which maxima and passes were found.
+    distance : (M, N) ndarray of float32
+        Property: ``coarse_distance`` in px, expanded to the image grid; its maxima
+        seed the watershed (the "water wells" of Fig. 1c).
     """
 
     labels: np.ndarray
@@ -205,6 +88,7 @@ class SegmentDetails:
 
     @property
     def distance(self) -> np.ndarray:
+        """(M, N) distance transform in px (see the class docstring)."""
         f = self.grid_factor
         full = np.repeat(np.repeat(self.coarse_distance * f, f, axis=0), f, axis=1)
         return full[:self.labels.shape[0], :self.labels.shape[1]]
@@ -266,22 +150,7 @@ def estimate_particle_radius(binary) -> float:
     if mask.ndim != 2:
         raise ParameterError(f"binary must be a 2-D mask (M, N), got shape {mask.shape}.")
     mask = mask.astype(bool)
-    return _radius_from(mask, ndi.distance_transform_edt(mask))
-
-
-def _radius_from(mask: np.ndarray, distance: np.ndarray) -> float:
-    """Area-weighted median of the blobs' distance maxima (see estimate_particle_radius)."""
-    lab, n = ndi.label(mask, structure=steps.FULL)
-    if n == 0:
-        return float("nan")
-    peaks = mask & (distance >= ndi.maximum_filter(distance, size=3))
-    radii = np.zeros(n + 1)
-    np.maximum.at(radii, lab[peaks], distance[peaks])
-    areas = np.bincount(lab.ravel(), minlength=n + 1)[1:].astype(float)
-    radii = radii[1:]
-    order = np.argsort(radii)
-    cumulative = np.cumsum(areas[order])
-    return float(radii[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+    return steps.radius_from_distance(mask, ndi.distance_transform_edt(mask))
 
 
 def detect_polarity(image) -> str:
@@ -355,41 +224,105 @@ def segment_with_details(image, params: SegmentParams | None = None) -> SegmentD
     Parameters and errors as :func:`segment`.
     """
     arr, params = _check_image(image), _check_params(params)
+    drawn = annotations.annotation_mask(arr) if params.ignore_annotations else None
+    if drawn is not None and drawn.any():
+        arr = annotations.fill_from_outside(arr, drawn)
+    else:
+        drawn = None
+    details = _segment_filled(arr, params)
+    if drawn is not None and details.labels.any():
+        details = dataclasses.replace(
+            details, labels=steps.relabel(np.where(drawn, 0, details.labels)),
+            mask=details.mask & ~drawn)
+    return details
+
+
+def _segment_filled(arr, params) -> SegmentDetails:
+    """:func:`segment_with_details` on an image whose annotations are filled in."""
     norm = steps.normalize(arr, params.normalize_percentiles)
-    if norm is None:
+    if norm is None:                                    # flat image
         return _empty(arr.shape, params.polarity, np.zeros(arr.shape, np.float32))
     coarse, factor = steps.coarse_view(norm)
     polarity = params.polarity
     if polarity == "auto":
         polarity = "bright" if steps.polarity_vote(coarse) > 0 else "dark"
-    if polarity == "dark":
+    if polarity == "dark":                              # from here on particles are bright
         norm, coarse = 1.0 - norm, 1.0 - coarse
-    coarse_mask = steps.first_mask(coarse)
-    radius = params.particle_radius_px or factor * estimate_particle_radius(coarse_mask)
-    if not np.isfinite(radius):
+    flat = _flatten(coarse, factor, params)
+    if flat is None:
         return _empty(arr.shape, polarity, norm)
+    background, radius = flat
     sigma = _denoise_sigma(radius, params)
-    processed = _enhance(norm, coarse_mask, factor, radius, sigma, params)
+    processed = _enhance(norm, background, factor, radius, sigma, params)
     threshold = steps.threshold_value(processed, params.threshold_method)
-    ratio, separation = steps.contrast_ratio(processed, threshold)
-    if ratio < params.min_contrast:
+    if _signal_to_noise(arr, polarity, sigma / factor) < params.min_contrast:     # blank field
         return _empty(arr.shape, polarity, processed, threshold)
+    separation = steps.contrast_ratio(processed, threshold)[1]
     threshold += params.threshold_offset * separation
     mask = processed > threshold
-    grid = max(1, int(radius / SPLIT_GRID_RADIUS_PX))
     cut = None
     if params.split and params.valley_depth > 0:
         cut = split.valleys(processed, mask, params.valley_depth * separation,
-                            max(2, int(round(VALLEY_REACH_SIGMAS * sigma))))
-    coarse_split = split.coarse_distance(mask, grid, cut)
-    if params.particle_radius_px is None:
-        radius = grid * _radius_from(*coarse_split)
+                            max(2, int(round(VALLEY_REACH_SIGMAS * sigma))), VALLEY_NOISE)
+    grid, coarse_split, radius = _split_grid(mask, cut, radius, params)
     if not np.isfinite(radius):
         return _empty(arr.shape, polarity, processed, threshold)
-    mask, holes = steps.remove_small(mask, params.min_size * np.pi * radius ** 2)
-    labels = _split(mask, holes, radius, grid, coarse_split, cut, params)
+    mask, components, n, holes = steps.clean_mask(mask, params.min_size * np.pi * radius ** 2)
+    labels = _split(mask, (components, n), holes, radius, grid, coarse_split, cut, params)
     return SegmentDetails(steps.relabel(labels), polarity, float(radius), float(threshold),
                           processed, mask, coarse_split[1], grid)
+
+
+def _flatten(coarse, factor, params) -> tuple[np.ndarray, float] | None:
+    """Background on the coarse grid and first radius (px); None when nothing stands out.
+
+    The rough particle mask that keeps particles out of the background estimate is
+    itself fooled by strong shading: it is first made on the image less a quadratic
+    shading fit, then mask and background are refined twice.
+    """
+    smooth = ndi.gaussian_filter(coarse, 1.0)
+    if params.background_correction:
+        coarse_mask = steps.first_mask(smooth - steps.shading(smooth))
+    else:
+        coarse_mask = steps.first_mask(smooth)
+    radius = params.particle_radius_px or factor * steps.first_radius(coarse_mask)
+    background = np.zeros(coarse.shape, np.float32)
+    if params.background_correction and np.isfinite(radius):
+        for _ in range(2):
+            background = steps.background(coarse, coarse_mask,
+                                          params.background_scale * radius / factor)
+            coarse_mask = steps.first_mask(smooth - background)
+    return (background, radius) if np.isfinite(radius) else None
+
+
+def _signal_to_noise(arr, polarity, sigma_coarse) -> float:
+    """Particle-background separation over the smoothed pixel noise (see _segment_noise),
+    on the coarse view of the image scaled but not clipped (clipping would bend a ramp)."""
+    coarse = steps.coarse_view(arr.astype(np.float32, copy=False))[0]
+    low, high = np.percentile(coarse, SegmentParams().normalize_percentiles)
+    coarse = (coarse - low) / max(high - low, 1e-12)
+    if polarity == "dark":
+        coarse = 1.0 - coarse
+    shading = steps.shading(ndi.gaussian_filter(coarse, 1.0))
+    return noise.signal_to_noise(coarse, shading, sigma_coarse)
+
+
+def _split_grid(mask, cut, radius, params):
+    """Grid factor for the split, the coarse mask and distance on it, and the radius.
+
+    The grid keeps about ``SPLIT_GRID_RADIUS_PX`` cells per particle radius; the first
+    radius can be too large (touching particles not yet told apart), so a grid that
+    turns out too coarse is refined once.
+    """
+    grid = max(1, int(radius / SPLIT_GRID_RADIUS_PX))
+    for _ in range(2):
+        coarse = split.coarse_distance(mask, grid, cut)
+        radius = params.particle_radius_px or grid * steps.radius_from_distance(*coarse)
+        finer = max(1, int(radius / SPLIT_GRID_RADIUS_PX))
+        if finer >= grid or not np.isfinite(radius):
+            break
+        grid = finer
+    return grid, coarse, radius
 
 
 def _denoise_sigma(radius, params) -> float:
@@ -398,22 +331,21 @@ def _denoise_sigma(radius, params) -> float:
     return max(params.denoise_sigma * radius, MIN_DENOISE_SIGMA_PX)
 
 
-def _enhance(norm, coarse_mask, factor, radius, sigma, params) -> np.ndarray:
+def _enhance(norm, background, factor, radius, sigma, params) -> np.ndarray:
     """Background correction, CLAHE and denoising of the particles-bright image."""
     image = norm
     if params.background_correction:
-        image = image - steps.background(image, coarse_mask, factor,
-                                         params.background_scale * radius)
+        image = image - steps.expand(background, factor, image.shape)
     if params.clahe:
         image = steps.clahe(image, params.clahe_clip_limit, CLAHE_KERNEL_RADII * radius)
     return steps.denoise(image.astype(np.float32, copy=False), params.denoise, sigma)
 
 
-def _split(mask, holes, radius, grid, coarse, cut, params) -> np.ndarray:
+def _split(mask, components, holes, radius, grid, coarse, cut, params) -> np.ndarray:
     """Watershed split, erode-rebuild, hole filling, border and outlier filters."""
     h_px = max(params.split_h * radius, MIN_SPLIT_H_PX) if params.split else np.inf
     labels = split.split_touching(mask, h_px, grid, coarse, cut,
-                                  erode_px=params.erode_depth * radius)
+                                  erode_px=params.erode_depth * radius, components=components)
     if params.fill_holes:
         labels = steps.fill_particle_holes(labels, holes)
     if params.clear_border:

@@ -98,3 +98,14 @@ def test_batch_lists_failures_and_goes_on(tmp_path):
     pd.testing.assert_frame_equal(
         parallel.particles.reset_index(drop=True),
         result.particles.reset_index(drop=True))
+
+
+def test_shape_parameters_come_with_every_particle(field):
+    table = analyze_image(field.image, pixel_size_nm=0.5)
+    for column in ("p", "d", "l_ratio", "d_class", "p_std", "d_std", "l_ratio_std",
+                   "resim_jaccard"):
+        assert table[column].notna().all(), column
+    assert table["resim_jaccard"].mean() > 0.85
+    assert (table["d_class"].isin(range(1, 7))).all()
+    without = analyze_image(field.image, pixel_size_nm=0.5, shape_model=None)
+    assert "p" not in without and len(without) == len(table)

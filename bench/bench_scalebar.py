@@ -1,0 +1,179 @@
+"""Benchmark scale-bar finding and label reading on simulated micrographs.
+
+Draws bars of random length (5-30 % of the width), corner, colour, label box, text position,
+font (the DejaVu family) and font size, with labels in nm, µm (decimals such as "0.5 µm" and
+"100.0nm") and Å, onto dark-particle (TEM) and bright-particle (SEM/HAADF) fields of
+512², 1024² and 2048² pixels, and prints:
+
+- length accuracy: share of bars found with ``|length_px - truth| <= 2``;
+- false bars on bar-less fields;
+- OCR: share of labels whose ``value_nm`` equals the truth, share read wrongly (a value
+  that is not the truth) and share left unread (None), over all labels and per class
+  (:func:`label_class`: in a box, clear, over particles, low contrast);
+- time per image of finding (no OCR) and of OCR.
+
+Run: ``python bench/bench_scalebar.py [--cases 240] [--blank 60] [--no-ocr] [--seed 0]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from tempipe._ocr import tesseract_available
+from tempipe.errors import ParameterError
+from tempipe.scalebar import find_scale_bar
+from tempipe.simulate import draw_scale_bar, simulate_micrograph
+
+FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf",
+         "DejaVuSansMono.ttf", "DejaVuSansCondensed.ttf", "DejaVuSerifCondensed.ttf",
+         "DejaVuSansMono-Bold.ttf")
+SIDES = (512, 512, 1024, 1024, 2048)
+NICE_NM = np.array([m * 10.0 ** k for k in range(-1, 5) for m in (1, 2, 5)])
+
+
+def label_text(value_nm: float, rng: np.random.Generator) -> str:
+    """A label for ``value_nm`` in one of the usual styles, units and spacings."""
+    space = " " if rng.random() < 0.6 else ""
+    styles = [f"{value_nm:g}{space}nm", f"{value_nm:.1f}{space}nm"]
+    if value_nm >= 100:
+        styles += [f"{value_nm / 1000:g}{space}µm"] * 2
+    if value_nm <= 5:
+        styles.append(f"{value_nm * 10:g}{space}Å")
+    return styles[int(rng.integers(len(styles)))]
+
+
+def base_fields(rng: np.random.Generator) -> dict:
+    """Particle fields without bars and their particle-free twins (same imaging), a few per
+    (side, polarity), reused across cases."""
+    fields = {}
+    for side in sorted(set(SIDES)):
+        for polarity in ("dark", "bright"):
+            n = min(int(60 * (side / 512) ** 2), 600)
+            fields[side, polarity] = [
+                tuple(simulate_micrograph((side, side), n_particles=k, polarity=polarity,
+                                          rng=seed).image for k in (n, 0))
+                for seed in rng.integers(1 << 30, size=2 if side < 2048 else 1).tolist()]
+    return fields
+
+
+def label_class(style: dict) -> str:
+    """'box', 'clear' (contrasting text on particle-free background), 'over particles'
+    (contrasting text over particles) or 'low contrast' (text of the background's side)."""
+    if style["box"]:
+        return "box"
+    if (style["color"] == "white") != (style["polarity"] == "bright"):
+        return "low contrast"
+    return "clear" if style["clear"] else "over particles"
+
+
+def draw_case(fields: dict, rng: np.random.Generator):
+    """One random bar on one field: (image, truth, style).
+
+    Without a box, the text is mostly (85 %) of the colour that contrasts with the
+    background, and half the labels sit on particle-free background (as
+    :func:`simulate_micrograph` draws them), half over the particles.
+    """
+    while True:
+        side = int(rng.choice(SIDES))
+        polarity = str(rng.choice(["dark", "bright"]))
+        pool = fields[side, polarity]
+        field, empty = pool[int(rng.integers(len(pool)))]
+        length_px = int(rng.uniform(0.05, 0.30) * side)
+        value_nm = float(rng.choice(NICE_NM))
+        contrasting = "black" if polarity == "dark" else "white"
+        box = bool(rng.random() < 0.5)
+        color = (str(rng.choice(["white", "black"])) if box or rng.random() < 0.15
+                 else contrasting)
+        style = dict(corner=str(rng.choice(["bottom-right", "bottom-left", "top-right",
+                                            "top-left"])),
+                     color=color, box=box,
+                     text_position=str(rng.choice(["above", "below", "beside"])),
+                     font_size=int(max(10, rng.uniform(0.022, 0.05) * side)),
+                     text=label_text(value_nm, rng),
+                     font_path=str(FONT_DIR / FONTS[int(rng.integers(len(FONTS)))]))
+        clear = bool(rng.random() < 0.5)
+        try:
+            image, truth = draw_scale_bar(field, value_nm / length_px, length_nm=value_nm,
+                                          **style)
+        except ParameterError:
+            continue  # bar and label do not fit: draw another case
+        if clear:  # redraw on a field whose label area holds no particles
+            r0, c0, r1, c1 = truth.label_bbox
+            r0, c0 = max(0, r0 - 8), max(0, c0 - 8)
+            patched = field.copy()
+            patched[r0:r1 + 8, c0:c1 + 8] = empty[r0:r1 + 8, c0:c1 + 8]
+            image, truth = draw_scale_bar(patched, value_nm / length_px, length_nm=value_nm,
+                                          **style)
+        return image, truth, dict(style, side=side, polarity=polarity, clear=clear)
+
+
+def _ocr_kind(value, truth) -> str:
+    if value is None:
+        return "unread"
+    return "right" if np.isclose(value, truth.value_nm) else "wrong"
+
+
+def run(n_cases: int, n_blank: int, ocr: bool, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    fields = base_fields(rng)
+    ocr = ocr and tesseract_available()
+    lengths, find_ms, ocr_ms, misses = [], [], [], []
+    reads: dict[str, Counter] = {}
+    for i in range(n_cases):
+        image, truth, style = draw_case(fields, rng)
+        t0 = time.perf_counter()
+        bar = find_scale_bar(image, read_label=False)
+        find_ms.append((time.perf_counter() - t0) * 1e3)
+        ok = bar is not None and abs(bar.length_px - truth.length_px) <= 2
+        lengths.append(ok)
+        if not ok:
+            misses.append((i, "length", truth.length_px, bar and round(bar.length_px, 1), style))
+        if ocr and bar is not None:
+            t0 = time.perf_counter()
+            value = find_scale_bar(image).value_nm
+            ocr_ms.append((time.perf_counter() - t0) * 1e3 - find_ms[-1])
+            kind = _ocr_kind(value, truth)
+            for key in ("all", label_class(style)):
+                reads.setdefault(key, Counter())[kind] += 1
+            if kind != "right":
+                misses.append((i, "ocr " + kind, truth.text, value, label_class(style),
+                               Path(style["font_path"]).stem, style["font_size"]))
+    blank = [find_scale_bar(simulate_micrograph((s, s), n_particles=int(60 * (s / 512) ** 2),
+                                                polarity=p, rng=seed + 1000 + k).image,
+                            read_label=False)
+             for k in range(n_blank)
+             for s, p in [((512, 1024)[k % 2], ("dark", "bright")[(k // 2) % 2])]]
+    print(f"length within ±2 px: {np.mean(lengths):.1%} of {n_cases} simulated bars")
+    print(f"false bars on {n_blank} bar-less fields (512² and 1024², dark and bright "
+          f"particles): {sum(b is not None for b in blank)}")
+    for key, tally in sorted(reads.items(), key=lambda kv: kv[0] != "all"):
+        n = sum(tally.values())
+        print(f"OCR value_nm, {key} ({n} labels): right {tally['right'] / n:.1%}, "
+              f"unread (None) {tally['unread'] / n:.1%}, wrong {tally['wrong'] / n:.1%}")
+    if ocr_ms:
+        print(f"OCR time per label: median {np.median(ocr_ms):.0f} ms, "
+              f"max {np.max(ocr_ms):.0f} ms")
+    print(f"find_scale_bar (no OCR): median {np.median(find_ms):.1f} ms, "
+          f"max {np.max(find_ms):.1f} ms per image (512²-2048²)")
+    for miss in misses:
+        print("  miss:", miss)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=240)
+    parser.add_argument("--blank", type=int, default=60)
+    parser.add_argument("--no-ocr", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    run(args.cases, args.blank, not args.no_ocr, args.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""Reading a scale bar's label ("20 nm", "0.5 µm", "100.0nm", "5 Å") with Tesseract.
+
+Private helper of :mod:`tempipe.scalebar`. The cleaned label line (see
+:mod:`tempipe._scalebar_label`) is upscaled and read as one line (``--psm 7``), with a
+whitelist of digits, separators and unit letters or without, at up to three scales
+(``READINGS``) until a reading gives a sure value. Tesseract reads digits and "nm" well but the µ of
+"µm" as "u", "p", "y" or not at all, so the unit is checked on the glyphs themselves: a µ
+or p hangs below the baseline of the final m, and a p has a closed bowl where a µ has none.
+A value is returned only when the text is "<number> <unit>", the unit is sure and the
+number is a round scale-bar value (``ROUND_MANTISSAS``); otherwise it is None and the user
+types the length. Without the ``tesseract`` program or ``pytesseract`` nothing is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+#: Readings tried in turn, (text height in px, binarised, whitelist): Tesseract's digit
+#: errors change with the scale, so a second look at another scale often succeeds.
+READINGS = ((24, False, True), (48, False, False), (40, True, True))
+#: Largest upscaling factor.
+MAX_UPSCALE = 8
+#: Characters Tesseract may output.
+WHITELIST = "0123456789.,nmuµμAÅp"
+#: Nanometres per unit.
+NM_PER_UNIT = {"nm": 1.0, "µm": 1e3, "mm": 1e6, "pm": 1e-3, "Å": 0.1}
+#: Scale bars are 1, 2, 2.5 or 5 times a power of ten in their own unit; other readings
+#: are more likely misread digits (a 0 read as 6 or 8, a 5 as 9) and are not trusted.
+ROUND_MANTISSAS = (1.0, 2.0, 2.5, 5.0)
+#: Grey level (of 255) under which the upscaled label is ink for the glyph checks.
+GLYPH_THRESHOLD = 128
+#: A µ or p reaches this fraction of the text height below the baseline (a comma less).
+DESCENDER_FRACTION = 0.15
+#: A p's bowl is at least this fraction of the squared text height.
+MIN_BOWL_FRACTION = 0.03
+#: Characters Tesseract gives for a µ (or a p) before the final m.
+_MU_LIKE = frozenset("uµμpyjwi")
+_LABEL = re.compile(r"([0-9OoIl|]+(?:[.,:][0-9OoIl|]+)?)([a-zµμå]{1,3})")
+_NUMBER_FIXES = str.maketrans({"O": "0", "o": "0", "I": "1", "l": "1", "|": "1", ",": ".",
+                               ":": "."})
+
+
+@dataclass(frozen=True)
+class LabelReading:
+    """What Tesseract read on a label.
+
+    Attributes
+    ----------
+    value_nm : float or None
+        The label's length in nm; None when the text does not parse, its unit is unsure or
+        its number is not a round scale-bar value.
+    text : str
+        Tesseract's text.
+    confidence : float
+        Its mean word confidence, 0-100 (low with a whitelist even when right).
+    """
+
+    value_nm: float | None
+    text: str
+    confidence: float
+
+
+def tesseract_available() -> bool:
+    """True when pytesseract imports and the ``tesseract`` program is on the PATH."""
+    try:
+        import pytesseract  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which("tesseract") is not None
+
+
+def parse_label(text: str) -> tuple[float, str, int] | None:
+    """Number and unit letters of a label text, or None when it is not "<number><unit>".
+
+    Parameters
+    ----------
+    text : str
+        OCR output such as ``"0.5 um"``, ``"100.0nm"``, ``"5A"``.
+
+    Returns
+    -------
+    (float, str, int) or None
+        The number (``,`` and ``:`` read as a decimal point, O and l as 0 and 1), the unit
+        letters in lower case as read (``"um"``, ``"pm"``, ``"nm"``, ``"a"``...) and the
+        number of characters other than separators (the glyphs the label should have).
+
+    Examples
+    --------
+    >>> parse_label("0,5 um")
+    (0.5, 'um', 4)
+    """
+    squeezed = re.sub(r"\s+", "", text)
+    squeezed = re.sub(r"^[^0-9A-Za-z]+|[^0-9A-Za-zµμÅå]+$", "", squeezed)
+    match = _LABEL.fullmatch(squeezed[:1] + squeezed[1:].lower().replace("å", "a")
+                             if squeezed else "")
+    if match is None or match.group(1)[0] in ".,:":
+        return None
+    digits = match.group(1).translate(_NUMBER_FIXES)
+    if re.fullmatch(r"0\d", digits[:2]):
+        return None  # "05": a lost decimal point
+    number = float(digits)
+    n_glyphs = len(digits.replace(".", "")) + len(match.group(2))
+    return (number, match.group(2), n_glyphs) if number > 0 else None
+
+
+def is_round(number: float) -> bool:
+    """Whether ``number`` is a ``ROUND_MANTISSAS`` multiple of a power of ten."""
+    mantissa = number / 10.0 ** np.floor(np.log10(number) + 1e-9)
+    return bool(np.any(np.isclose(mantissa, ROUND_MANTISSAS, rtol=1e-6)))
+
+
+def label_ink(crop: np.ndarray, height_px: int = 32) -> np.ndarray:
+    """Upscaled grey label, text about ``height_px`` high: (H, W) uint8, black text (0) on
+    white (255).
+
+    Parameters
+    ----------
+    crop : (h, w) float ndarray
+        The label line as ink distance in [0, 1]: 0 = ink, 1 = paper.
+    height_px : int
+        Wanted text height (the crop is never shrunk, nor grown over ``MAX_UPSCALE``).
+    """
+    ink_rows = np.flatnonzero((crop < 0.5).any(axis=1))
+    height = int(ink_rows[-1] - ink_rows[0] + 1) if ink_rows.size else crop.shape[0]
+    scale = float(np.clip(height_px / height, 1, MAX_UPSCALE))
+    grey = Image.fromarray(np.round(np.clip(crop, 0, 1) * 255).astype(np.uint8))
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    return np.asarray(grey.resize(size, Image.Resampling.BICUBIC))
+
+
+def _descender(ink: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The ink component hanging below the baseline just before the last glyph (the µ or p
+    of "µm" or "pm") and the text height; None when there is none.
+
+    The baseline is the median lowest ink row over the ink columns; a column descends when
+    its ink reaches ``DESCENDER_FRACTION`` of the text height below it, and the right-most
+    descending column must lie within ``2.2`` text heights of the label's end (an m's
+    width), which leaves out a decimal comma.
+    """
+    labels, _ = ndimage.label(ink, structure=np.ones((3, 3)))
+    cols = np.flatnonzero(ink.any(axis=0))
+    if cols.size == 0:
+        return None
+    bottoms = ink.shape[0] - 1 - np.argmax(ink[::-1, cols], axis=0)
+    baseline = float(np.median(bottoms))
+    height = baseline - float(np.argmax(ink.any(axis=1)))
+    deep = np.flatnonzero(bottoms > baseline + DESCENDER_FRACTION * height)
+    if height <= 0 or deep.size == 0 or cols[-1] - cols[deep[-1]] > 2.2 * height:
+        return None
+    return labels == labels[bottoms[deep[-1]], cols[deep[-1]]], height
+
+
+def _has_bowl(mask: np.ndarray, height: float) -> bool:
+    """Whether ``mask`` encloses a hole of at least ``MIN_BOWL_FRACTION`` of the squared
+    text height (the bowl of a p; noise leaves smaller ones, µ and m none)."""
+    rows, cols = np.nonzero(mask)
+    glyph = mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    background, n = ndimage.label(~np.pad(glyph, 1))
+    if n < 2:
+        return False
+    sizes = np.bincount(background.ravel())
+    sizes[[0, background[0, 0]]] = 0  # ink and the outside
+    return bool(sizes.max() >= MIN_BOWL_FRACTION * height ** 2)
+
+
+def unit_of(letters: str, ink: np.ndarray) -> str | None:
+    """The unit a label's letters stand for, checked on its glyphs; None when unsure.
+
+    Parameters
+    ----------
+    letters : str
+        Unit letters as read, lower case.
+    ink : (H, W) bool ndarray
+        The label as read, True = ink.
+
+    Returns
+    -------
+    str or None
+        ``"nm"`` for "nm" with nothing below the baseline; ``"µm"`` or ``"pm"`` for a µ-like
+        letter (or none) before the m when a glyph hangs below the baseline there, a p
+        having a bowl, or for "um" as typed; ``"Å"`` for "A" or "Å". "mm" (more often a
+        misread "nm" than a real unit on a micrograph) and anything else give None.
+    """
+    if letters in ("a", "å"):
+        return "Å"
+    if not letters.endswith("m"):
+        return None
+    prefix, hanging = letters[:-1], _descender(ink)
+    if prefix == "n":
+        return "nm" if hanging is None else None
+    if set(prefix) <= _MU_LIKE:
+        if hanging is not None:
+            return "pm" if _has_bowl(*hanging) else "µm"
+        return "µm" if prefix == "u" else None
+    return None
+
+
+@contextlib.contextmanager
+def _single_thread():
+    """Run Tesseract single-threaded (its OpenMP threads only slow small images down)."""
+    had = "OMP_THREAD_LIMIT" in os.environ
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    try:
+        yield
+    finally:
+        if not had:
+            os.environ.pop("OMP_THREAD_LIMIT", None)
+
+
+def tesseract_line(page: Image.Image, whitelist: bool = True) -> tuple[str, float]:
+    """One Tesseract reading of a one-line page: text and mean word confidence."""
+    import pytesseract
+
+    config = "--psm 7" + (f" -c tessedit_char_whitelist={WHITELIST}" if whitelist else "")
+    with _single_thread():
+        data = pytesseract.image_to_data(page, config=config,
+                                         output_type=pytesseract.Output.DICT)
+    words = [(w, float(c)) for w, c in zip(data["text"], data["conf"]) if w.strip()]
+    if not words:
+        return "", 0.0
+    return " ".join(w for w, _ in words), float(np.mean([c for _, c in words]))
+
+
+def value_of(text: str, ink: np.ndarray) -> float | None:
+    """The label's value in nm from its text and glyphs, None unless sure (module doc)."""
+    parsed = parse_label(text)
+    if parsed is None:
+        return None
+    number, letters, _ = parsed
+    unit = unit_of(letters, ink)
+    if unit is None or not is_round(number):
+        return None
+    return number * NM_PER_UNIT[unit]
+
+
+def _page(crop: np.ndarray, height_px: int, binarise: bool) -> tuple[Image.Image, np.ndarray]:
+    """Tesseract page of the label at text height ``height_px`` and its ink mask."""
+    grey = label_ink(crop, height_px)
+    ink = grey < GLYPH_THRESHOLD
+    if binarise:
+        grey = np.where(ink, 0, 255).astype(np.uint8)
+    pad = max(8, grey.shape[0] // 3)
+    return Image.fromarray(np.pad(grey, pad, constant_values=255)), ink
+
+
+def read_label(crop: np.ndarray) -> LabelReading | None:
+    """Read the value of a scale-bar label.
+
+    The readings of ``READINGS`` are tried in turn until one gives a value (module doc):
+    each is one Tesseract call, so a clear label costs one and a hard one up to three.
+
+    Parameters
+    ----------
+    crop : (h, w) float ndarray
+        The label's text line as ink distance in [0, 1]: 0 = ink, 1 = paper, nothing but
+        the text inked.
+
+    Returns
+    -------
+    LabelReading or None
+        The first reading with a value, else the first reading (value None); None when
+        Tesseract is not installed or fails to run.
+    """
+    if not tesseract_available():
+        return None
+    first = None
+    for height_px, binarise, whitelist in READINGS:
+        page, ink = _page(crop, height_px, binarise)
+        try:
+            text, confidence = tesseract_line(page, whitelist)
+        except (OSError, RuntimeError):  # pytesseract's TesseractError is a RuntimeError
+            return None
+        reading = LabelReading(value_of(text, ink), text, confidence)
+        if reading.value_nm is not None:
+            return reading
+        first = first or reading
+    return first

@@ -1,0 +1,180 @@
+"""The shape CNN's training set: simulated particles cut by the real crop path.
+
+:func:`make_training_set` draws (p, d, l_ratio, phi) from :data:`TRAINING_DISTRIBUTIONS`,
+renders the particles with :mod:`tempipe.simulate`'s renderer on mosaics (one particle
+per cell, many cells per mosaic so image formation and cropping run vectorised), with the
+nuisances of real micrographs — random contrast and polarity, dose (Poisson noise), blur,
+carbon and particle texture, uneven illumination, pixel size (particle radius), and
+slightly rough, slightly shifted mask edges — and cuts every particle with
+:func:`tempipe.crops.crop_particles`, exactly as real particles are cut.
+
+Masks: in most mosaics each particle's mask is the one :func:`tempipe.segment.segment`
+(default parameters) finds for it, matched to the exact label at IoU >= 0.5, so the network
+learns from the masks it will see at run time (its rounded corners, lost spikes, edge
+shifts) while the targets stay the exact parameters; particles the segmentation misses,
+and the remaining mosaics, keep their exact (roughened) masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+from tempipe._render import (as_generator, coverage_patch, form_image, max_radius,
+                             paste_slices, smooth_noise)
+from tempipe.crops import CROP_MARGIN, crop_particles
+from tempipe.errors import ParameterError
+from tempipe.metrics import match_instances
+from tempipe.segment import segment
+
+
+@dataclass(frozen=True)
+class TrainingDistributions:
+    """Where training particles come from (all uniform unless said otherwise)."""
+
+    d_values: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
+    log_p: tuple[float, float] = (float(np.log(0.5)), float(np.log(20.0)))  # p log-uniform
+    l_ratio: tuple[float, float] = (1.0, 3.0)
+    radius_px: tuple[float, float] = (8.0, 32.0)  # maximum polar radius: 16-64 px across
+    contrast: tuple[float, float] = (0.15, 0.7)
+    dose: tuple[float, float] = (40.0, 600.0)  # log-uniform, electrons per pixel
+    blur_px: tuple[float, float] = (0.4, 1.6)
+    texture: tuple[float, float] = (0.0, 0.08)
+    edge_roughness: tuple[float, float] = (0.0, 0.3)  # noise added to edge coverage
+    edge_threshold: tuple[float, float] = (0.35, 0.65)  # coverage kept as particle
+    bright_fraction: float = 0.3  # share of bright-on-dark (HAADF/SEM-like) mosaics
+    segmented_fraction: float = 0.8  # share of mosaics whose masks come from tempipe.segment
+
+
+TRAINING_DISTRIBUTIONS = TrainingDistributions()
+#: Cells per mosaic side; a cell holds one particle of up to 2 * max radius px.
+MOSAIC_CELLS = 12
+
+
+def sample_parameters(n: int, rng, dist: TrainingDistributions = TRAINING_DISTRIBUTIONS
+                      ) -> pd.DataFrame:
+    """Draw ``n`` particle parameter sets: ``p, d, l_ratio, phi, radius_px``."""
+    rng = as_generator(rng)
+    return pd.DataFrame({
+        "p": np.exp(rng.uniform(*dist.log_p, size=n)),
+        "d": rng.choice(np.asarray(dist.d_values), size=n).astype(float),
+        "l_ratio": rng.uniform(*dist.l_ratio, size=n),
+        "phi": rng.uniform(0.0, 2 * np.pi, size=n),
+        "radius_px": rng.uniform(*dist.radius_px, size=n)})
+
+
+def _mosaic(table: pd.DataFrame, rng, dist: TrainingDistributions, size: int) -> np.ndarray:
+    """Render one mosaic of ``len(table)`` particles and return their crops."""
+    cell = int(np.ceil(2 * dist.radius_px[1])) + 8
+    shape = (cell * MOSAIC_CELLS, cell * MOSAIC_CELLS)
+    mass = np.zeros(shape, np.float32)
+    labels = np.zeros(shape, np.int32)
+    roughness = rng.uniform(*dist.edge_roughness)
+    threshold = rng.uniform(*dist.edge_threshold)
+    contrast = rng.uniform(*dist.contrast)
+    rough = smooth_noise(shape, rng, sigma_px=0.8) * roughness
+    r_max = max_radius(table["p"].to_numpy(), table["d"].to_numpy(), table["l_ratio"].to_numpy())
+    for i, row in enumerate(table.itertuples(index=False)):
+        r, c = divmod(i, MOSAIC_CELLS)
+        centre = (r * cell + cell / 2 + rng.uniform(-2, 2), c * cell + cell / 2 + rng.uniform(-2, 2))
+        patch, origin = coverage_patch((row.p, row.d, row.l_ratio, row.phi), row.radius_px,
+                                       centre, r_max=float(r_max[i]))
+        sl_img, sl_patch = paste_slices(origin, patch.shape, shape)
+        cover = patch[sl_patch]
+        edge = (cover > 0) & (cover < 1)
+        keep = np.where(edge, cover + rough[sl_img], cover) >= threshold
+        if not keep.any():  # a sub-pixel sliver: keep its most covered pixel
+            keep = cover >= cover.max()
+        mass[sl_img] += cover * contrast * rng.uniform(0.85, 1.15)
+        labels[sl_img][keep] = i + 1
+    polarity = "bright" if rng.uniform() < dist.bright_fraction else "dark"
+    image = form_image(mass, rng, dose=float(np.exp(rng.uniform(*np.log(dist.dose)))),
+                       blur_px=rng.uniform(*dist.blur_px), texture=rng.uniform(*dist.texture),
+                       illumination=rng.uniform(0.0, 0.2), polarity=polarity)
+    if rng.uniform() < dist.segmented_fraction:
+        labels = segmented_masks(image, labels)
+    return crop_particles(image, labels, size, margin=CROP_MARGIN,
+                          label_ids=np.arange(1, len(table) + 1), polarity=polarity)
+
+
+def segmented_masks(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Exact label ids carried over to the masks :func:`tempipe.segment.segment` finds.
+
+    Each true particle matched at IoU >= 0.5 takes its segmented mask; unmatched ones keep
+    their exact mask.
+    """
+    pred = segment(image)
+    pairs = match_instances(labels, pred)["pairs"]
+    lut = np.zeros(int(pred.max()) + 1, np.int32)
+    lut[pairs[:, 1]] = pairs[:, 0]
+    mapped = lut[pred]
+    missing = np.isin(labels, np.setdiff1d(np.unique(labels[labels > 0]), pairs[:, 0]))
+    fill = missing & (mapped == 0)
+    mapped[fill] = labels[fill]
+    return mapped
+
+
+def _mosaic_job(args) -> np.ndarray:
+    table, seed, dist, size = args
+    return _mosaic(table, np.random.default_rng(seed), dist, size)
+
+
+def make_training_set(n: int = 65_000, rng=0, *, size: int = 48,
+                      dist: TrainingDistributions = TRAINING_DISTRIBUTIONS, n_jobs: int = 1,
+                      progress=None) -> tuple[np.ndarray, pd.DataFrame]:
+    """Simulated crops and their parameters.
+
+    Parameters
+    ----------
+    n : int
+        Number of particles.
+    rng : int or Generator
+        Seed; the set is deterministic for a given seed, ``n``, ``size`` and ``n_jobs``.
+    size : int
+        Crop side (the network's input size).
+    dist : TrainingDistributions
+    n_jobs : int
+        Worker processes.
+    progress : callable ``(done, total)``, optional
+        Called after each mosaic.
+
+    Returns
+    -------
+    crops : (n, size, size) float32 ndarray
+    params : DataFrame
+        ``p, d, l_ratio, phi, radius_px`` per crop.
+    """
+    if int(n) != n or n < 1:
+        raise ParameterError(f"n must be a positive integer number of particles, got {n!r}.")
+    rng = as_generator(rng)
+    params = sample_parameters(int(n), rng, dist)
+    per = MOSAIC_CELLS * MOSAIC_CELLS
+    seeds = rng.integers(0, 2**63 - 1, size=-(-n // per))
+    jobs = [(params.iloc[k * per:(k + 1) * per], int(s), dist, size) for k, s in enumerate(seeds)]
+    crops = []
+    if n_jobs > 1:
+        with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for done, part in enumerate(pool.map(_mosaic_job, jobs), start=1):
+                crops.append(part)
+                if progress:
+                    progress(done, len(jobs))
+    else:
+        for done, job in enumerate(jobs, start=1):
+            crops.append(_mosaic_job(job))
+            if progress:
+                progress(done, len(jobs))
+    return np.concatenate(crops), params
+
+
+def distributions_card(dist: TrainingDistributions = TRAINING_DISTRIBUTIONS) -> dict:
+    """The training distributions as a JSON-ready dict for the model card."""
+    card = asdict(dist)
+    card["p"] = [float(np.exp(dist.log_p[0])), float(np.exp(dist.log_p[1]))]
+    card["p_sampling"] = "log-uniform"
+    card["dose_sampling"] = "log-uniform"
+    return card
+
