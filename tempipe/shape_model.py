@@ -151,8 +151,7 @@ class ShapeModel:
         DataFrame
             Columns ``p``, ``d``, ``l_ratio``, ``d_class``, ``p_std``, ``d_std``, ``l_ratio_std``.
         """
-        log_l = self.card.get("l_ratio_target") == "log"  # TEMPORARY: first model's encoding
-        return decode_outputs(self.raw_outputs(crops), self.net.config.d_values, log_l)
+        return decode_outputs(self.raw_outputs(crops), self.net.config.d_values)
 
 
 @lru_cache(maxsize=1)
@@ -161,7 +160,7 @@ def shipped_model() -> ShapeModel:
     return ShapeModel.load(None)
 
 
-def decode_outputs(out: np.ndarray, d_values=D_VALUES, log_l: bool = False) -> pd.DataFrame:
+def decode_outputs(out: np.ndarray, d_values=D_VALUES) -> pd.DataFrame:
     """Turn raw network outputs into the parameter table (see :class:`ShapeNet`)."""
     out = np.asarray(out, dtype=np.float64)
     d_values = np.asarray(d_values, dtype=np.float64)
@@ -172,8 +171,6 @@ def decode_outputs(out: np.ndarray, d_values=D_VALUES, log_l: bool = False) -> p
     d_std = np.sqrt(np.maximum(probs @ d_values ** 2 - d_mean ** 2, 0.0))
     p, l_ratio = np.exp(out[:, 0]), np.maximum(out[:, 1], 1.0)  # l_ratio >= 1 by definition
     sd_log_p, sd_l = np.exp(0.5 * out[:, 2]), np.exp(0.5 * out[:, 3])
-    if log_l:
-        l_ratio, sd_l = np.exp(out[:, 1]), np.exp(out[:, 1]) * sd_l
     return pd.DataFrame({"p": p, "d": d_mean, "l_ratio": l_ratio,
                          "d_class": d_values[np.argmax(probs, axis=1)].astype(int),
                          "p_std": p * sd_log_p, "d_std": d_std, "l_ratio_std": sd_l})
