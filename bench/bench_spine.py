@@ -4,8 +4,9 @@ Prints, for N simulated 1024² fields (~150 particles each, touching pairs and s
 agglomerates, default parameters, both polarities):
 - detection precision / recall / F1 at IoU >= 0.5 (one-to-one), mean matched IoU, AP;
 - median relative equivalent-diameter error of matched particles not cut by the border;
-- throughput of analyze_image (load from TIFF, scale bar search, segment, features, crops)
-  in particles per minute, one process and two processes.
+- throughput of analyze_batch (load from TIFF, scale bar search, segment, features, crops;
+  then also with the shape CNN and re-simulation) in particles per minute, one process and
+  two processes.
 
 Usage: .venv/bin/python bench/bench_spine.py [--fields 20] [--seed 1000]
 """
@@ -65,17 +66,18 @@ def throughput(n_fields: int, seed: int) -> dict:
             sim = simulate_micrograph((1024, 1024), n_particles=150, pixel_size_nm=0.5,
                                       rng=seed + i)
             paths.append(save_micrograph(Path(tmp) / f"field_{i:03d}.tif", sim.image, 0.5))
-        analyze_batch(paths[:1])  # warm-up (imports, caches)
+        analyze_batch(paths[:1])  # warm-up (imports, caches, the model)
         out = {}
-        for jobs in (1, 2):
-            start = time.perf_counter()
-            result = analyze_batch(paths, n_jobs=jobs)
-            elapsed = time.perf_counter() - start
-            assert result.failures.empty, result.failures
-            n = len(result.particles)
-            out[f"{jobs} process(es)"] = (f"{n} particles kept in {elapsed:.2f} s = "
-                                         f"{60 * n / elapsed:,.0f} particles/min "
-                                         f"({elapsed / n_fields:.3f} s/image)")
+        for model, what in ((None, "spine"), ("shipped", "+ CNN")):
+            for jobs in (1, 2):
+                start = time.perf_counter()
+                result = analyze_batch(paths, n_jobs=jobs, shape_model=model)
+                elapsed = time.perf_counter() - start
+                assert result.failures.empty, result.failures
+                n = len(result.particles)
+                out[f"{what}, {jobs} process(es)"] = (
+                    f"{n} particles kept in {elapsed:.2f} s = {60 * n / elapsed:,.0f} "
+                    f"particles/min ({elapsed / n_fields:.3f} s/image)")
     return out
 
 
@@ -83,14 +85,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fields", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--throughput-only", action="store_true")
     args = parser.parse_args()
-    for polarity in ("dark", "bright"):
+    for polarity in () if args.throughput_only else ("dark", "bright"):
         print(f"== accuracy, {polarity} particles ==")
         for key, value in accuracy(args.fields, args.seed, polarity).items():
             print(f"  {key:32s} {value:.4f}" if isinstance(value, float) else f"  {key:32s} {value}")
     print("== throughput of analyze_batch (load + scale bar + segment + features + crops) ==")
     for key, value in throughput(args.fields, args.seed).items():
-        print(f"  {key:14s} {value}")
+        print(f"  {key:24s} {value}")
 
 
 if __name__ == "__main__":
