@@ -14,14 +14,13 @@ NaN and the result's ``scale_note`` says why.
 from __future__ import annotations
 
 import math
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
+from joblib.externals.loky import get_reusable_executor
 
 from tempipe.crops import crop_masks, crop_particles
 from tempipe.errors import CalibrationError, TempipeError
@@ -251,10 +250,8 @@ def analyze_batch(paths: Iterable[str | Path], pixel_size_nm: float | None = Non
     jobs = [(p, pixel_size_nm, scale_bar_nm, params, shape_model) for p in paths]
     tables, rows, failures = [], [], []
     if n_jobs > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)), initializer=_worker_init,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            outcomes = pool.map(_analyze_path, jobs)
-            _collect(outcomes, len(jobs), progress, tables, rows, failures)
+        pool = get_reusable_executor(max_workers=min(n_jobs, len(jobs)), initializer=_worker_init)
+        _collect(pool.map(_analyze_path, jobs), len(jobs), progress, tables, rows, failures)
     else:
         _collect(map(_analyze_path, jobs), len(jobs), progress, tables, rows, failures)
     particles = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -266,8 +263,9 @@ def analyze_batch(paths: Iterable[str | Path], pixel_size_nm: float | None = Non
 def _worker_init() -> None:
     """One thread per worker process: the processes already share the cores.
 
-    Workers are spawned, never forked: a fork of a process whose torch or BLAS thread
-    pools are running can deadlock.
+    Workers come from loky's reusable executor: started fresh (never forked: a fork of a
+    process whose torch or BLAS thread pools run can deadlock), without re-running the
+    caller's main script, and kept for the next batch.
     """
     import torch
     from threadpoolctl import threadpool_limits

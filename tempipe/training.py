@@ -21,8 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from joblib.externals.loky import get_reusable_executor
 
 from tempipe._render import (as_generator, coverage_patch, form_image, max_radius,
                              paste_slices, smooth_noise)
@@ -157,11 +156,11 @@ def make_training_set(n: int = 65_000, rng=0, *, size: int = 48,
     jobs = [(params.iloc[k * per:(k + 1) * per], int(s), dist, size) for k, s in enumerate(seeds)]
     crops = []
     if n_jobs > 1:
-        with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for done, part in enumerate(pool.map(_mosaic_job, jobs), start=1):
-                crops.append(part)
-                if progress:
-                    progress(done, len(jobs))
+        pool = get_reusable_executor(max_workers=n_jobs)
+        for done, part in enumerate(pool.map(_mosaic_job, jobs), start=1):
+            crops.append(part)
+            if progress:
+                progress(done, len(jobs))
     else:
         for done, job in enumerate(jobs, start=1):
             crops.append(_mosaic_job(job))
