@@ -3,12 +3,13 @@
 Private helper of :mod:`tempipe.scalebar`. The cleaned label line (see
 :mod:`tempipe._scalebar_label`) is upscaled and read as one line (``--psm 7``), with a
 whitelist of digits, separators and unit letters or without, at up to three scales
-(``READINGS``) until a reading gives a sure value. Tesseract reads digits and "nm" well but the µ of
-"µm" as "u", "p", "y" or not at all, so the unit is checked on the glyphs themselves: a µ
-or p hangs below the baseline of the final m, and a p has a closed bowl where a µ has none.
-A value is returned only when the text is "<number> <unit>", the unit is sure and the
-number is a round scale-bar value (``ROUND_MANTISSAS``); otherwise it is None and the user
-types the length. Without the ``tesseract`` program or ``pytesseract`` nothing is read.
+(``READINGS``) until two readings agree on a sure value. Tesseract reads digits and "nm"
+well but the µ of "µm" as "u", "p", "y" or not at all, so the unit is checked on the
+glyphs themselves: a µ or p hangs below the baseline of the final m, and a p has a closed
+bowl where a µ has none. A reading has a value only when its text is "<number> <unit>",
+the unit is sure, no decimal point was lost and the number is a round scale-bar value
+(``ROUND_MANTISSAS``); the label's value is None (the user types the length) unless two
+readings agree. Without the ``tesseract`` program or ``pytesseract`` nothing is read.
 """
 
 from __future__ import annotations
@@ -17,28 +18,32 @@ import contextlib
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
 #: Readings tried in turn, (text height in px, binarised, whitelist): Tesseract's digit
-#: errors change with the scale, so a second look at another scale often succeeds.
-READINGS = ((24, False, True), (48, False, False), (40, True, True))
+#: errors change with the scale and the preparation, so two agreeing readings are trusted.
+READINGS = ((32, False, True), (40, True, True), (48, False, False))
 #: Largest upscaling factor.
 MAX_UPSCALE = 8
 #: Characters Tesseract may output.
 WHITELIST = "0123456789.,nmuµμAÅp"
 #: Nanometres per unit.
 NM_PER_UNIT = {"nm": 1.0, "µm": 1e3, "mm": 1e6, "pm": 1e-3, "Å": 0.1}
-#: Scale bars are 1, 2, 2.5 or 5 times a power of ten in their own unit; other readings
-#: are more likely misread digits (a 0 read as 6 or 8, a 5 as 9) and are not trusted.
-ROUND_MANTISSAS = (1.0, 2.0, 2.5, 5.0)
+#: Scale bars are 1, 2, 2.5, 3 or 5 times a power of ten in their own unit; other
+#: readings are more likely misread digits (a 0 read as 6 or 8, a 5 as 9): not trusted.
+ROUND_MANTISSAS = (1.0, 2.0, 2.5, 3.0, 5.0)
 #: Grey level (of 255) under which the upscaled label is ink for the glyph checks.
 GLYPH_THRESHOLD = 128
 #: A µ or p reaches this fraction of the text height below the baseline (a comma less).
 DESCENDER_FRACTION = 0.15
+#: A µ or p starts at least this fraction of the text height below the digits' top.
+X_HEIGHT_GAP = 0.12
+#: A decimal point is at most this fraction of the text height across.
+DOT_FRACTION = 0.3
 #: A p's bowl is at least this fraction of the squared text height.
 MIN_BOWL_FRACTION = 0.03
 #: Characters Tesseract gives for a µ (or a p) before the final m.
@@ -136,26 +141,47 @@ def label_ink(crop: np.ndarray, height_px: int = 32) -> np.ndarray:
     return np.asarray(grey.resize(size, Image.Resampling.BICUBIC))
 
 
-def _descender(ink: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """The ink component hanging below the baseline just before the last glyph (the µ or p
-    of "µm" or "pm") and the text height; None when there is none.
+def _text_rows(labels: np.ndarray) -> tuple[float, float] | None:
+    """Top row of the tallest glyphs and the baseline of a labelled label image.
 
-    The baseline is the median lowest ink row over the ink columns; a column descends when
-    its ink reaches ``DESCENDER_FRACTION`` of the text height below it, and the right-most
-    descending column must lie within ``2.2`` text heights of the label's end (an m's
-    width), which leaves out a decimal comma.
+    The top is the highest top of the components at least 0.7 times the median component
+    height (digits, not a stray stroke); the baseline the median lowest ink row of them.
+    """
+    objects = [sl for sl in ndimage.find_objects(labels) if sl is not None]
+    if not objects:
+        return None
+    heights = np.array([sl[0].stop - sl[0].start for sl in objects])
+    tall = [sl for sl, h in zip(objects, heights) if h >= 0.7 * np.median(heights)]
+    return (float(min(sl[0].start for sl in tall)),
+            float(np.median([sl[0].stop - 1 for sl in tall])))
+
+
+def _descender(ink: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The glyph hanging below the baseline just before the last glyph (the µ or p of "µm"
+    or "pm") and the text height; None when there is none.
+
+    A column descends when its ink reaches ``DESCENDER_FRACTION`` of the text height below
+    the baseline; the right-most descending column must lie within ``2.2`` text heights of
+    the label's end (an m's width), which leaves out a decimal comma. Like a µ or p, the
+    glyph must start at the x-height (``X_HEIGHT_GAP`` below the digits' top), be at least
+    0.6 text heights tall and hang less than half of one.
     """
     labels, _ = ndimage.label(ink, structure=np.ones((3, 3)))
-    cols = np.flatnonzero(ink.any(axis=0))
-    if cols.size == 0:
+    rows = _text_rows(labels)
+    if rows is None:
         return None
+    (top, baseline), cols = rows, np.flatnonzero(ink.any(axis=0))
+    height = baseline - top
     bottoms = ink.shape[0] - 1 - np.argmax(ink[::-1, cols], axis=0)
-    baseline = float(np.median(bottoms))
-    height = baseline - float(np.argmax(ink.any(axis=1)))
     deep = np.flatnonzero(bottoms > baseline + DESCENDER_FRACTION * height)
     if height <= 0 or deep.size == 0 or cols[-1] - cols[deep[-1]] > 2.2 * height:
         return None
-    return labels == labels[bottoms[deep[-1]], cols[deep[-1]]], height
+    glyph = labels == labels[bottoms[deep[-1]], cols[deep[-1]]]
+    g_rows = np.flatnonzero(glyph.any(axis=1))
+    if (g_rows[0] < top + X_HEIGHT_GAP * height or g_rows[-1] > baseline + 0.5 * height
+            or g_rows[-1] - g_rows[0] + 1 < 0.6 * height):
+        return None
+    return glyph, height
 
 
 def _has_bowl(mask: np.ndarray, height: float) -> bool:
@@ -185,9 +211,10 @@ def unit_of(letters: str, ink: np.ndarray) -> str | None:
     -------
     str or None
         ``"nm"`` for "nm" with nothing below the baseline; ``"µm"`` or ``"pm"`` for a µ-like
-        letter (or none) before the m when a glyph hangs below the baseline there, a p
-        having a bowl, or for "um" as typed; ``"Å"`` for "A" or "Å". "mm" (more often a
-        misread "nm" than a real unit on a micrograph) and anything else give None.
+        letter (or none) before the m when one glyph hangs below the baseline there, a p
+        having a bowl; ``"Å"`` for "A" or "Å". A "u" that does not hang (an "um" typed for
+        µm, or an "n" misread), "mm" (more often a misread "nm" than a real unit on a
+        micrograph) and anything else give None.
     """
     if letters in ("a", "å"):
         return "Å"
@@ -196,11 +223,16 @@ def unit_of(letters: str, ink: np.ndarray) -> str | None:
     prefix, hanging = letters[:-1], _descender(ink)
     if prefix == "n":
         return "nm" if hanging is None else None
-    if set(prefix) <= _MU_LIKE:
-        if hanging is not None:
-            return "pm" if _has_bowl(*hanging) else "µm"
-        return "µm" if prefix == "u" else None
+    if set(prefix) <= _MU_LIKE and hanging is not None and _one_glyph(*hanging):
+        return "pm" if _has_bowl(*hanging) else "µm"
     return None
+
+
+def _one_glyph(mask: np.ndarray, height: float) -> bool:
+    """Whether a component is no wider than one µ or p (not merged with its m or a speck
+    of particle)."""
+    cols = np.flatnonzero(mask.any(axis=0))
+    return bool(cols[-1] - cols[0] + 1 <= 1.1 * height)
 
 
 @contextlib.contextmanager
@@ -229,12 +261,31 @@ def tesseract_line(page: Image.Image, whitelist: bool = True) -> tuple[str, floa
     return " ".join(w for w, _ in words), float(np.mean([c for _, c in words]))
 
 
+def _has_dot(ink: np.ndarray) -> bool:
+    """Whether a small mark (a decimal point) sits on the baseline between glyphs."""
+    labels, n = ndimage.label(ink, structure=np.ones((3, 3)))
+    rows = np.flatnonzero(ink.any(axis=1))
+    if n < 3 or rows.size == 0:
+        return False
+    cols = np.flatnonzero(ink.any(axis=0))
+    baseline = float(np.median(ink.shape[0] - 1 - np.argmax(ink[::-1, cols], axis=0)))
+    height = baseline - rows[0]
+    for sl in ndimage.find_objects(labels):
+        h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+        if (max(h, w) <= DOT_FRACTION * height and abs(sl[0].stop - 1 - baseline)
+                <= 0.1 * height + 1 and cols[0] < sl[1].start and sl[1].stop - 1 < cols[-1]):
+            return True
+    return False
+
+
 def value_of(text: str, ink: np.ndarray) -> float | None:
     """The label's value in nm from its text and glyphs, None unless sure (module doc)."""
     parsed = parse_label(text)
     if parsed is None:
         return None
     number, letters, _ = parsed
+    if not re.search(r"\d[.,:]\d", text) and _has_dot(ink):
+        return None  # a decimal point on the label that the reading lost
     unit = unit_of(letters, ink)
     if unit is None or not is_round(number):
         return None
@@ -254,8 +305,10 @@ def _page(crop: np.ndarray, height_px: int, binarise: bool) -> tuple[Image.Image
 def read_label(crop: np.ndarray) -> LabelReading | None:
     """Read the value of a scale-bar label.
 
-    The readings of ``READINGS`` are tried in turn until one gives a value (module doc):
-    each is one Tesseract call, so a clear label costs one and a hard one up to three.
+    The label is read at the scales of ``READINGS`` (one Tesseract call each) until two
+    readings give the same value (module doc): two calls for a clear label, three for a
+    hard one. A single reading is not trusted: Tesseract drops or swaps a digit now and
+    then ("5nm" for "50 nm") with all checks passing.
 
     Parameters
     ----------
@@ -266,12 +319,12 @@ def read_label(crop: np.ndarray) -> LabelReading | None:
     Returns
     -------
     LabelReading or None
-        The first reading with a value, else the first reading (value None); None when
-        Tesseract is not installed or fails to run.
+        A reading whose value another reading confirmed, else the first reading with its
+        value set to None; None when Tesseract is not installed or fails to run.
     """
     if not tesseract_available():
         return None
-    first = None
+    readings: list[LabelReading] = []
     for height_px, binarise, whitelist in READINGS:
         page, ink = _page(crop, height_px, binarise)
         try:
@@ -279,7 +332,9 @@ def read_label(crop: np.ndarray) -> LabelReading | None:
         except (OSError, RuntimeError):  # pytesseract's TesseractError is a RuntimeError
             return None
         reading = LabelReading(value_of(text, ink), text, confidence)
-        if reading.value_nm is not None:
+        if reading.value_nm is not None and any(
+                r.value_nm is not None and np.isclose(r.value_nm, reading.value_nm)
+                for r in readings):
             return reading
-        first = first or reading
-    return first
+        readings.append(reading)
+    return replace(readings[0], value_nm=None)

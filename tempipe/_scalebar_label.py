@@ -24,6 +24,8 @@ TEXT_INK_FRACTION = 0.45
 BOXED_INK_FRACTION = 0.6
 #: ... and outside a box MIN_CORE_SHARE of a glyph lies within TEXT_CORE_FRACTION of it.
 TEXT_CORE_FRACTION, MIN_CORE_SHARE = 0.2, 0.2
+#: A mark (a decimal point) outside a box reaches this fraction of the contrast to the ink.
+MARK_CORE_FRACTION = 0.3
 #: Shortest text line read as a label, in pixels.
 MIN_TEXT_HEIGHT_PX = 5
 #: Paper-level tolerance of a label box, as a fraction of the ink-to-paper contrast.
@@ -46,11 +48,17 @@ class Label:
     crop : (h, w) float ndarray or None
         The text line as ink distance in [0, 1] (0 = ink, 1 = paper), everything but its
         glyphs set to paper.
+    n_glyphs : int
+        Glyphs found in the text line.
+    boxed : bool
+        Whether bar and text sit in an opaque box.
     """
 
     line_bbox: tuple | None
     label_bbox: tuple | None
     crop: np.ndarray | None
+    n_glyphs: int = 0
+    boxed: bool = False
 
 
 def union(*boxes) -> tuple[int, int, int, int]:
@@ -183,52 +191,36 @@ def _pick_line(lines, bar) -> int | None:
     return best
 
 
-def _grown_line(line, loose: np.ndarray) -> tuple[int, int, int, int]:
-    """Widen a text line by the near-ink components beside its ends that share its rows
-    (a first or last glyph too faint or too thin to pass as a glyph)."""
-    objects = ndimage.find_objects(loose)
-    boxes = np.array([(s[0].start, s[1].start, s[0].stop, s[1].stop) for s in objects]
-                     ).reshape(-1, 4)
-    while True:
-        h = line[2] - line[0]
-        overlap = np.minimum(boxes[:, 2], line[2]) - np.maximum(boxes[:, 0], line[0])
-        gap = np.maximum(boxes[:, 1] - line[3], line[1] - boxes[:, 3])
-        heights = boxes[:, 2] - boxes[:, 0]
-        fits = ((overlap >= 0.6 * heights) & (gap <= 0.5 * h) & (heights >= 0.4 * h)
-                & (heights <= 1.3 * h) & (boxes[:, 0] >= line[0] - 0.3 * h)
-                & (boxes[:, 2] <= line[2] + 0.3 * h))
-        grown = union(line, *boxes[fits]) if fits.any() else line
-        if grown == line:
-            return line
-        line = grown
-
-
 def _clean_crop(distance, glyphs, loose, members, line, boxed: bool) -> np.ndarray:
     """The text line with a margin, as ink distance; all but its text set to paper.
 
     Kept: the line's glyphs (of glyphs split off a particle, only their ink core) and the
-    marks lying inside the line's box (dots, rings, glyph pieces too faint to be glyphs),
-    less thick blobs away from the ink core outside a label box, each grown by a pixel for
-    its anti-aliased edge.
+    marks lying inside the line's box (dots, rings, glyph pieces too faint to be glyphs;
+    outside a label box only those reaching the ink core), less thick blobs away from the
+    ink core outside a label box, each grown by a pixel for its anti-aliased edge.
     """
     h = line[2] - line[0]
     margin = max(2, int(0.25 * h))
     r0, c0 = max(0, line[0] - margin), max(0, line[1] - margin)
     r1, c1 = min(distance.shape[0], line[2] + margin), min(distance.shape[1], line[3] + margin)
-    near = distance[r0:r1, c0:c1]
-    ids = np.unique(loose[line[0]:line[2], line[1]:line[3]])
+    near, marks = distance[r0:r1, c0:c1], loose[r0:r1, c0:c1]
+    box = (line[0] - r0, line[1] - c0, line[2] - r0, line[3] - c0)
+    ids = np.unique(marks[box[0]:box[2], box[1]:box[3]])
     ids = ids[ids > 0]
-    objects = ndimage.find_objects(loose)
-    if ids.size:
-        area = ndimage.sum(np.ones_like(distance), loose, ids)
-        core = ndimage.maximum(distance <= TEXT_CORE_FRACTION, loose, ids)
-        inside = np.array([objects[i - 1][0].start >= line[0] and objects[i - 1][0].stop <= line[2]
-                           and objects[i - 1][1].start >= line[1]
-                           and objects[i - 1][1].stop <= line[3] for i in ids])
-        small = np.array([objects[i - 1][0].stop - objects[i - 1][0].start <= 0.5 * h
-                          for i in ids])
-        ids = ids[inside & small & (core | boxed) & (area >= (1 if boxed else 2))]
-    keep = np.isin(glyphs[r0:r1, c0:c1], members + 1) | np.isin(loose[r0:r1, c0:c1], ids)
+    if ids.size:  # marks: components lying inside the line's box, at most half its height
+        local = np.union1d(0, marks)
+        relabelled = np.searchsorted(local, marks)
+        objects = ndimage.find_objects(relabelled)
+        keys = np.searchsorted(local, ids)
+        area = ndimage.sum(np.ones(marks.shape), relabelled, keys)
+        core = ndimage.maximum(near <= MARK_CORE_FRACTION, relabelled, keys)
+        fits = np.array([objects[k - 1][0].start >= box[0] and objects[k - 1][0].stop <= box[2]
+                         and objects[k - 1][1].start >= box[1]
+                         and objects[k - 1][1].stop <= box[3]
+                         and objects[k - 1][0].stop - objects[k - 1][0].start <= 0.5 * h
+                         for k in keys])
+        ids = ids[fits & (core.astype(bool) | boxed)]
+    keep = np.isin(glyphs[r0:r1, c0:c1], members + 1) | np.isin(marks, ids)
     if not boxed:
         keep &= ~_blobs_off_core(keep, near)
     keep = ndimage.binary_dilation(keep) & (near < 1)
@@ -255,7 +247,7 @@ def find_label(image: np.ndarray, bar, color: str) -> Label:
     box = opaque_box(image, bar, win, levels)
     levels = (float(np.median(image[bar[0]:bar[2], bar[1]:bar[3]])), levels[1])
     if box is None:
-        levels = (levels[0], float(np.median(image[win[0]:win[2], win[1]:win[3]])))
+        levels = (levels[0], float(np.median(image[win[0]:win[2]:2, win[1]:win[3]:2])))
     else:
         win = box
     sub = image[win[0]:win[2], win[1]:win[3]]
@@ -268,9 +260,9 @@ def find_label(image: np.ndarray, bar, color: str) -> Label:
     bar_in_win = (bar[0] - win[0], bar[1] - win[1], bar[2] - win[0], bar[3] - win[1])
     k = _pick_line(lines, bar_in_win)
     if k is None:
-        return Label(None, box, None)
+        return Label(None, box, None, 0, box is not None)
     line, members = lines[k]
-    line = _grown_line(line, loose)
     line_img = (line[0] + win[0], line[1] + win[1], line[2] + win[0], line[3] + win[1])
     crop = _clean_crop(distance, glyphs, loose, members, line, box is not None)
-    return Label(line_img, box if box is not None else union(bar, line_img), crop)
+    return Label(line_img, box if box is not None else union(bar, line_img), crop,
+                 len(members), box is not None)

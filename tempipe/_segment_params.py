@@ -75,6 +75,14 @@ class SegmentParams:
         "Particle-background contrast needed, in units of the pixel noise left after "
         "denoising (pure noise scores about 1.5, micrographs tens or more); below it the "
         "field is taken as empty.", low=0.0))
+    min_peak_contrast: float = field(default=2.0, metadata=_help(
+        "A blob is kept only if its brightest pixel stands this many background noise sd "
+        "above the threshold (hysteresis: drops the grain of the support); 0 = off.",
+        low=0.0, high=10.0))
+    min_edge_contrast: float = field(default=1.8, metadata=_help(
+        "A blob is kept only if the gradient along its outline is this many times the "
+        "image's median gradient (particles have sharp edges, the grain of a support "
+        "does not); 0 = off.", low=0.0, high=10.0))
     min_size: float = field(default=0.1, metadata=_help(
         "Particles smaller than this fraction of the typical area are dropped as debris.",
         low=0.0, high=1.0))

@@ -23,6 +23,8 @@ POLARITY_EDGE_FRACTION = 0.1
 SHADING_ITERATIONS = 4
 #: The background's Gaussian is computed on a grid where its sigma is this many cells.
 BACKGROUND_GRID_SIGMA = 4.0
+#: Before thresholding, values more than this many robust sd below the median are clipped.
+DARK_CLIP_MADS = 4.0
 #: Threshold statistics use about this many pixels (a regular subsample).
 THRESHOLD_SAMPLES = 65_536
 #: Holes below this fraction of the smallest kept particle are pinholes, filled before
@@ -146,9 +148,20 @@ def polarity_vote(coarse: np.ndarray) -> float:
 
 
 def threshold_value(image: np.ndarray, method: str) -> float:
-    """Automatic global threshold of ``image`` by ``method`` (on a regular subsample)."""
+    """Automatic global threshold of ``image`` by ``method`` (on a regular subsample).
+
+    Particles are bright, so values far below the median (dark labels, boxes and bars
+    of a figure; deep shadows) cannot matter to where particles end: they are clipped to
+    ``DARK_CLIP_MADS`` robust sd below the median first, so that they do not draw the
+    threshold into the background.
+    """
     step = max(1, int(np.sqrt(image.size / THRESHOLD_SAMPLES)))
-    return float(THRESHOLDS[method](image[::step, ::step]))
+    values = image[::step, ::step]
+    median = float(np.median(values))
+    spread = 1.4826 * float(np.median(np.abs(values - median)))
+    if spread > 0:
+        values = np.maximum(values, median - DARK_CLIP_MADS * spread)
+    return float(THRESHOLDS[method](values))
 
 
 def contrast_ratio(image: np.ndarray, threshold: float) -> tuple[float, float]:

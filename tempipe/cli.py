@@ -131,6 +131,48 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from tempipe.compare import compare_datasets, read_particle_table, write_comparison
+    from tempipe.pipeline import analyze_batch
+    from tempipe.shape_model import DEFAULT_WEIGHTS
+
+    out = Path(args.out)
+    if args.demo:
+        from tempipe.simulate import DEMO_BATCHES, write_demo_batch
+
+        names = tuple(DEMO_BATCHES)
+        sources = [write_demo_batch(n, out / "images" / n, n_images=args.n_images)
+                   for n in names]
+    elif len(args.datasets) == 2:
+        names = tuple(Path(d).resolve().name.removesuffix(".parquet") for d in args.datasets)
+        names = names if names[0] != names[1] else ("A", "B")
+        sources = args.datasets
+    else:
+        raise TempipeError("Give two datasets to compare (folders of micrographs, or the "
+                           "particles.parquet of `tempipe analyze`), or --demo.")
+    tables, files = [], {}
+    for name, source in zip(names, sources):
+        table = None if args.demo else read_particle_table(source)
+        if table is None:
+            paths = source if args.demo else _expand([source])
+            result = analyze_batch(paths, pixel_size_nm=args.pixel_size_nm, n_jobs=args.jobs)
+            for row in result.failures.itertuples():
+                print(f"FAILED {row.image}: {row.error}", file=sys.stderr)
+            table, files[name] = result.particles, [Path(p) for p in paths]
+        n_images = table["image"].nunique() if len(table) else 0
+        print(f"{name}: {len(table)} particles from {n_images} image(s)")
+        tables.append(table)
+    comparison = compare_datasets(*tables, names=names, rng=args.seed)
+    card_path = DEFAULT_WEIGHTS.with_suffix(".json")
+    card = json.loads(card_path.read_text()) if card_path.is_file() and "p" in tables[0] else None
+    written = write_comparison(comparison, out, files=files or None, model_card=card)
+    groups = comparison.groups
+    print(f"{names[0]}: {groups.k} shape groups ({groups.algorithm} on {groups.feature_set}); "
+          f"classifier test accuracy {comparison.classifier.test_accuracy:.1%}")
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``tempipe`` command."""
     from tempipe.fit import TrainConfig
@@ -165,6 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--jobs", type=int, default=2, help="processes rendering the training set")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=_cmd_train)
+    compare = sub.add_parser("compare", help="compare two datasets: groups of A applied to B")
+    compare.add_argument("datasets", nargs="*", help="two folders of micrographs, analyze "
+                         "output folders or particles.parquet files (A, then B)")
+    compare.add_argument("--out", required=True, help="output folder")
+    compare.add_argument("--demo", action="store_true",
+                         help="compare the two built-in demo batches (hot-injection, larp)")
+    compare.add_argument("--n-images", type=int, default=3, help="images per demo batch")
+    compare.add_argument("--pixel-size-nm", type=float, help="pixel size in nm (overrides "
+                         "the files) for micrographs analysed here")
+    compare.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    compare.add_argument("--seed", type=int, default=0, help="seed of clustering and classifier")
+    compare.set_defaults(func=_cmd_compare)
     return parser
 
 

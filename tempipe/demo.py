@@ -1,18 +1,24 @@
 """Built-in demo batches imitating the paper's CsPbBr3 case study (Tables 1 and 2).
 
-Two syntheses, each a few calibrated 1024 x 1024 fields of ~300 particles with a drawn
-scale bar and exact truth, so the demo tells the paper's story and doubles as an end-to-end
-check: tempipe should recover these groups and their statistics.
+Two syntheses, each a few calibrated fields of ~300 particles with a drawn scale bar and
+exact truth, so the demo tells the paper's story and doubles as an end-to-end check:
+tempipe should recover these groups and their statistics. Sizes, sigma/mean and shares are
+the paper's; the shapes follow its descriptions and make every group differ in shape from
+the groups of similar size (eq. 1 parameters p, d, L):
 
-- ``"hot-injection"``: four groups (paper numbering) - small rounded cuboids (mean major
-  axis 9.7 nm, sigma/mean 0.20, 50 %), large irregular (24.2 nm, 0.19, 10 %), larger
-  sharper cuboids (13.9 nm, 0.14, 20 %), platelets (aspect ratio ~1.8, 12.8 nm, 0.27, 20 %).
-- ``"larp"``: six groups of 8.9, 32.2, 15.4, 6.7, 13.1 and 21.9 nm (sigma/mean 0.24, 0.15,
-  0.15, 0.25, 0.28, 0.30), equal shares except the 32 nm quasi-cuboids (4 %), more
-  irregular shapes.
+- ``"hot-injection"`` (0.35 nm/px, 1024 x 1024): small rounded cuboids (mean major axis
+  9.7 nm, sigma/mean 0.20, 50 %; p 2.5-3.5), large irregular particles (24.2 nm, 0.19,
+  10 %; concave, notched: d = 4, p 1.2-1.45), larger sharp cuboids (13.9 nm, 0.14, 20 %;
+  p 8-16) and platelets (12.8 nm, 0.27, 20 %; aspect ratio L 1.65-1.95).
+- ``"larp"`` (0.30 nm/px, 1536 x 1536): six groups of 8.9, 32.2, 15.4, 6.7, 13.1 and
+  21.9 nm (sigma/mean 0.24, 0.15, 0.15, 0.25, 0.28, 0.30; equal shares except the 32 nm
+  quasi-cuboids, 4 %): sharp small cuboids, large slightly elongated quasi-cuboids, rounded
+  cuboids, spheroids (p ~ 2), platelets (L 1.8-2.4) and concave irregular particles.
 
-Size is the moment-ellipse major axis (scikit-image ``major_axis_length``), the paper's
-"average major axis length". Shares are exact per image (largest-remainder allocation).
+The pixel sizes keep the smallest group >= 20 px across on average (the shape CNN needs
+the corners resolved). Size is the moment-ellipse major axis (scikit-image
+``major_axis_length``), the paper's "average major axis length". Shares are exact per image
+(largest-remainder allocation).
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ HOT_INJECTION = DemoBatch(
     families=(
         _F("small-cuboid", p=(2.5, 3.5), d=(2,), l_ratio=(1.0, 1.15), size_mean_nm=9.7,
            size_rel_sd=0.20, fraction=0.5),
-        _F("large-irregular", p=(1.25, 1.45), d=(3, 4), l_ratio=(1.15, 1.45), size_mean_nm=24.2,
+        _F("large-irregular", p=(1.2, 1.45), d=(4,), l_ratio=(1.15, 1.45), size_mean_nm=24.2,
            size_rel_sd=0.19, fraction=0.1),
         _F("large-cuboid", p=(8.0, 16.0), d=(2,), l_ratio=(1.0, 1.1), size_mean_nm=13.9,
            size_rel_sd=0.14, fraction=0.2),
@@ -64,7 +70,7 @@ LARP = DemoBatch(
     families=(
         _F("small-cuboid", p=(8.0, 16.0), d=(2,), l_ratio=(1.0, 1.1), size_mean_nm=8.9,
            size_rel_sd=0.24, fraction=0.192),
-        _F("large-quasi-cuboid", p=(3.0, 5.0), d=(2,), l_ratio=(1.1, 1.35),
+        _F("large-quasi-cuboid", p=(5.0, 10.0), d=(2,), l_ratio=(1.15, 1.4),
            size_mean_nm=32.2, size_rel_sd=0.15, fraction=0.04),
         _F("cuboid", p=(2.5, 3.5), d=(2,), l_ratio=(1.0, 1.15), size_mean_nm=15.4,
            size_rel_sd=0.15, fraction=0.192),
@@ -72,7 +78,7 @@ LARP = DemoBatch(
            size_rel_sd=0.25, fraction=0.192),
         _F("platelet", p=(4.0, 8.0), d=(2,), l_ratio=(1.8, 2.4), size_mean_nm=13.1,
            size_rel_sd=0.28, fraction=0.192),
-        _F("irregular", p=(1.25, 1.45), d=(3, 4), l_ratio=(1.15, 1.45), size_mean_nm=21.9,
+        _F("irregular", p=(1.2, 1.45), d=(4,), l_ratio=(1.15, 1.45), size_mean_nm=21.9,
            size_rel_sd=0.30, fraction=0.192)),
     pixel_size_nm=0.30, touching_fraction=0.25, shape=(1536, 1536))
 
@@ -108,7 +114,8 @@ def demo_batch(name: str, n_images: int = 3, rng=0) -> list[SimulatedMicrograph]
     name : str
         A key of ``DEMO_BATCHES`` ("hot-injection" or "larp").
     n_images : int
-        Number of fields (each ~300 particles, 1024 x 1024, calibrated, with a scale bar).
+        Number of fields (each ~300 particles, calibrated, with a scale bar; the field
+        shape is the batch's ``shape``).
     rng : int, Generator or None
         Seed; image ``i`` is the same whatever ``n_images`` is.
 

@@ -284,3 +284,27 @@ def size_comparison(particles_a: pd.DataFrame, particles_b: pd.DataFrame,
     fig.update_layout(barmode="overlay", title=title, xaxis_title=axis_title(column),
                       yaxis_title=f"probability density (1/{_UNITS.get(column, '1')})")
     return fig
+
+
+def group_fractions(fractions: pd.DataFrame) -> go.Figure:
+    """Share of every group in each dataset, side by side (``PopulationComparison.fractions``).
+
+    Parameters
+    ----------
+    fractions : DataFrame
+        Index ``group``; ``<name> n`` and ``<name> fraction`` columns per dataset (as
+        :func:`tempipe.compare.group_fractions` returns).
+    """
+    names = [c.removesuffix(" fraction") for c in fractions.columns if c.endswith(" fraction")]
+    if not names or not all(f"{n} n" in fractions for n in names):
+        raise ParameterError("fractions needs '<name> n' and '<name> fraction' columns per "
+                             "dataset (tempipe.compare.group_fractions).")
+    groups = [_name(int(g)) for g in fractions.index]
+    fig = go.Figure([go.Bar(x=groups, y=fractions[f"{n} fraction"], name=n,
+                            marker_color=PALETTE[i + 7], text=fractions[f"{n} n"],
+                            hovertemplate="%{x}: %{y:.1%} (%{text} particles)")
+                     for i, n in enumerate(names)])
+    fig.update_layout(barmode="group", title="Share of each shape group",
+                      xaxis_title="shape group", yaxis_title="fraction of particles (1)",
+                      yaxis_tickformat=".0%")
+    return fig

@@ -7,13 +7,17 @@ row of the particle table, 1..K, 0 = not grouped (left out of the group columns)
 
 Size is the moment-ellipse major axis, in nm when every row is calibrated, otherwise in
 pixels (:func:`size_column`). :func:`order_groups_by_size` gives groups the numbering
-:func:`tempipe.population.find_shape_groups` returns (1..K by increasing mean size).
+:func:`tempipe.population.find_shape_groups` returns (1..K by increasing mean size), and
+:func:`cophenetic_correlation` says how well a grouping represents the particles'
+distances (the paper's ccc, used to rank clusterings).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.cluster.hierarchy import cophenet, linkage
+from scipy.spatial.distance import pdist, squareform
 
 from tempipe.errors import ParameterError
 from tempipe.features import FEATURE_NAMES, FEATURES
@@ -184,3 +188,43 @@ def group_feature_statistics(particles: pd.DataFrame, labels) -> pd.DataFrame:
         out[f"group {g} mean"], out[f"group {g} sd"] = part.mean(), part.std(ddof=1)
     out["all mean"], out["all sd"] = values.mean(), values.std(ddof=1)
     return out
+
+
+def cophenetic_correlation(X: np.ndarray, labels: np.ndarray, dist: np.ndarray | None = None
+                           ) -> float:
+    """ccc of a clustering: how well its dendrogram keeps the particles' distances.
+
+    The clustering is written as a dendrogram constrained to it: the particles of each
+    group are joined by average linkage (UPGMA) inside the group, then the groups are
+    joined by average linkage on their mean inter-group distances. The ccc is the Pearson
+    correlation between the tree's cophenetic distances and the Euclidean distances of
+    ``X`` (1 = the groups and the tree represent the data perfectly).
+
+    Parameters
+    ----------
+    X : (n, F) ndarray
+    labels : (n,) int ndarray
+        At least two groups.
+    dist : (n, n) ndarray, optional
+        Euclidean distance matrix of ``X``, when already computed.
+    """
+    dist = squareform(pdist(X)) if dist is None else dist
+    groups, inverse = np.unique(labels, return_inverse=True)
+    if groups.size < 2:
+        raise ParameterError("cophenetic_correlation needs at least two groups.")
+    coph = np.zeros_like(dist)
+    for g in range(groups.size):
+        idx = np.flatnonzero(inverse == g)
+        if idx.size > 1:
+            block = dist[np.ix_(idx, idx)]
+            tree = linkage(squareform(block, checks=False), "average")
+            coph[np.ix_(idx, idx)] = squareform(cophenet(tree))
+    onehot = np.eye(groups.size)[inverse]  # (n, K)
+    counts = onehot.sum(axis=0)
+    between = onehot.T @ dist @ onehot / np.outer(counts, counts)  # mean inter-group distance
+    np.fill_diagonal(between, 0.0)
+    top = squareform(cophenet(linkage(squareform(between, checks=False), "average")))
+    cross = inverse[:, None] != inverse[None, :]
+    coph[cross] = top[inverse[:, None], inverse[None, :]][cross]
+    upper = np.triu_indices(len(X), 1)
+    return float(np.corrcoef(dist[upper], coph[upper])[0, 1])

@@ -1,19 +1,18 @@
-"""Shape groups of a particle population: feature sets, cluster comparison, group statistics.
+"""Shape groups of a particle population: feature sets and the cluster comparison.
 
 The paper's unsupervised step (Williamson et al. 2022, "Unsupervised clustering and
 classification into shape groups"): three clustering algorithms (k-means, Gaussian mixture,
-hierarchical Ward) are run on three feature sets (morphology features, CNN parameters,
+hierarchical Ward) are run on three feature sets (morphology descriptors, CNN parameters,
 both); within each algorithm the number of groups K is the one with the best mean
 silhouette over K = 2..12, and the solutions are compared by their cophenetic correlation
 coefficient (ccc). :func:`find_shape_groups` returns the best solution (or the one asked
-for); :func:`group_summary`, :func:`group_feature_statistics` and :func:`population_table`
-give the per-group statistics of the paper's Table 1 and Tables S10-S11.
+for). Groups are numbered 1..K by increasing mean size (major axis length); label 0 marks
+a row that could not be grouped (a non-finite value in the chosen feature set).
 
-Groups are numbered 1..K by increasing mean size (major axis length); label 0 marks a
-row that could not be grouped (a non-finite value in the chosen feature set).
-
-The classifier lives in :mod:`tempipe.classifier` and the two-dataset comparison in
-:mod:`tempipe.compare`; ``train_classifier`` and ``ClassifierResult`` are re-exported here.
+Per-group statistics (Table 1, Tables S10-S11) live in :mod:`tempipe.groupstats`, the
+classifier in :mod:`tempipe.classifier`; ``group_summary``, ``population_table``,
+``group_feature_statistics``, ``train_classifier``, ``ClassifierResult`` ... are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.cluster.hierarchy import cophenet, fcluster, linkage
+from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import cdist, pdist, squareform
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
@@ -31,23 +30,27 @@ from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
 from tempipe.errors import ParameterError
-from tempipe.features import FEATURE_NAMES
 from tempipe.groupstats import (PX_NAME, _check_labels, _check_table,  # noqa: F401
-                                group_feature_statistics, group_summary,
-                                order_groups_by_size, population_table, size_column,
-                                statistics_columns)
+                                cophenetic_correlation, group_feature_statistics,
+                                group_summary, order_groups_by_size, population_table,
+                                size_column, statistics_columns)
 
 ALGORITHMS: tuple[str, ...] = ("kmeans", "gmm", "ward")
 FEATURE_SETS: tuple[str, ...] = ("features", "cnn", "both")
 #: CNN columns of the particle table and the transformed columns clustering uses.
 CNN_COLUMNS: tuple[str, ...] = ("p", "d", "l_ratio")
 CNN_FEATURES: tuple[str, ...] = ("log_p", "d", "log_l_ratio")
-#: Position, bounding box, orientation and intensity say nothing about shape.
-NON_SHAPE: frozenset[str] = frozenset({
-    "centroid_row", "centroid_col", "bbox_min_row", "bbox_min_col", "bbox_height",
-    "bbox_width", "orientation_deg", "max_feret_angle_deg", "min_feret_angle_deg",
-    "mean_intensity", "std_intensity", "min_intensity", "max_intensity"})
-MORPHOLOGY_FEATURES: tuple[str, ...] = tuple(n for n in FEATURE_NAMES if n not in NON_SHAPE)
+#: Morphology descriptors of the "features" set, one per property: size, elongation,
+#: outline smoothness, corner sharpness, concavity. The 30 features measure size ten times
+#: (area, perimeter, axes, Feret diameters, hull...) and elongation twice; in standardised
+#: Euclidean distance that counts size tenfold and the silhouette then prefers the coarse
+#: size split (K = 2 on the demo batches, whose groups differ in shape). Bounding-box,
+#: angle, position and intensity features say nothing about shape and are left out.
+MORPHOLOGY_FEATURES: tuple[str, ...] = ("equivalent_diameter_nm", "aspect_ratio",
+                                        "circularity", "roundness", "solidity")
+#: Descriptors entering as logarithms (ratios matter; unit-free once standardised).
+LOG_FEATURES: frozenset[str] = frozenset({"equivalent_diameter_nm", "equivalent_diameter_px",
+                                          "aspect_ratio"})
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,8 @@ def morphology_columns(particles: pd.DataFrame) -> list[str]:
     """Columns of :data:`MORPHOLOGY_FEATURES` to use: calibrated, else the ``_px`` twin.
 
     A calibrated column is used when all its values are finite; otherwise its pixel
-    counterpart (``area_nm2`` -> ``area_px``) when present. Features absent from the
-    table are skipped.
+    counterpart (``equivalent_diameter_nm`` -> ``equivalent_diameter_px``) when present.
+    Features absent from the table are skipped.
     """
     out = []
     for name in MORPHOLOGY_FEATURES:
@@ -151,10 +154,11 @@ def feature_table(particles: pd.DataFrame, feature_set: str) -> pd.DataFrame:
     Parameters
     ----------
     particles : DataFrame
-        Particle table (30 features; ``p, d, l_ratio`` for the CNN sets).
+        Particle table (the features; ``p, d, l_ratio`` for the CNN sets).
     feature_set : {"features", "cnn", "both"}
-        Morphology features (shape only: no position, box, angle or intensity), the CNN
-        parameters as ``log_p, d, log_l_ratio``, or both.
+        The morphology descriptors of :data:`MORPHOLOGY_FEATURES` (``log_`` prefixed
+        where :data:`LOG_FEATURES` applies), the CNN parameters as ``log_p, d,
+        log_l_ratio``, or both.
 
     Returns
     -------
@@ -165,6 +169,14 @@ def feature_table(particles: pd.DataFrame, feature_set: str) -> pd.DataFrame:
     ------
     ParameterError
         Unknown feature set, or a CNN set asked of a table without CNN columns.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"equivalent_diameter_nm": [10.0, 20.0], "aspect_ratio": [1.0, 2.0],
+    ...                   "circularity": [0.9, 0.8], "roundness": [0.8, 0.5],
+    ...                   "solidity": [1.0, 0.9]})
+    >>> list(feature_table(t, "features").columns)[:2]
+    ['log_equivalent_diameter_nm', 'log_aspect_ratio']
     """
     particles = _check_table(particles)
     if feature_set not in FEATURE_SETS:
@@ -175,7 +187,11 @@ def feature_table(particles: pd.DataFrame, feature_set: str) -> pd.DataFrame:
         if not cols:
             raise ParameterError("the particle table has none of the morphology feature "
                                  "columns; pass the table of analyze_batch.")
-        parts.append(particles[cols].astype(float))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            parts.append(pd.DataFrame({(f"log_{c}" if c in LOG_FEATURES else c):
+                                       (np.log(particles[c].astype(float)) if c in LOG_FEATURES
+                                        else particles[c].astype(float)) for c in cols},
+                                      index=particles.index))
     if feature_set in ("cnn", "both"):
         if not has_cnn(particles):
             raise ParameterError(f"feature_set={feature_set!r} needs the CNN columns p, d, "
@@ -227,46 +243,6 @@ def _cluster_impl(algorithm, X, k, seed, params, tree):
                                random_state=seed).fit(X).predict(X)
     tree = linkage(X, "ward") if tree is None else tree
     return fcluster(tree, k, criterion="maxclust") - 1
-
-
-def cophenetic_correlation(X: np.ndarray, labels: np.ndarray, dist: np.ndarray | None = None
-                           ) -> float:
-    """ccc of a clustering: how well its dendrogram keeps the particles' distances.
-
-    The clustering is written as a dendrogram constrained to it: the particles of each
-    group are joined by average linkage (UPGMA) inside the group, then the groups are
-    joined by average linkage on their mean inter-group distances. The ccc is the Pearson
-    correlation between the tree's cophenetic distances and the Euclidean distances of
-    ``X`` (1 = the groups and the tree represent the data perfectly).
-
-    Parameters
-    ----------
-    X : (n, F) ndarray
-    labels : (n,) int ndarray
-        At least two groups.
-    dist : (n, n) ndarray, optional
-        Euclidean distance matrix of ``X``, when already computed.
-    """
-    dist = squareform(pdist(X)) if dist is None else dist
-    groups, inverse = np.unique(labels, return_inverse=True)
-    if groups.size < 2:
-        raise ParameterError("cophenetic_correlation needs at least two groups.")
-    coph = np.zeros_like(dist)
-    for g in range(groups.size):
-        idx = np.flatnonzero(inverse == g)
-        if idx.size > 1:
-            block = dist[np.ix_(idx, idx)]
-            tree = linkage(squareform(block, checks=False), "average")
-            coph[np.ix_(idx, idx)] = squareform(cophenet(tree))
-    onehot = np.eye(groups.size)[inverse]  # (n, K)
-    counts = onehot.sum(axis=0)
-    between = onehot.T @ dist @ onehot / np.outer(counts, counts)  # mean inter-group distance
-    np.fill_diagonal(between, 0.0)
-    top = squareform(cophenet(linkage(squareform(between, checks=False), "average")))
-    cross = inverse[:, None] != inverse[None, :]
-    coph[cross] = top[inverse[:, None], inverse[None, :]][cross]
-    upper = np.triu_indices(len(X), 1)
-    return float(np.corrcoef(dist[upper], coph[upper])[0, 1])
 
 
 def _sweep(algorithm: str, X: np.ndarray, dist: np.ndarray, seed: int, params: ClusterParams,

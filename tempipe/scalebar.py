@@ -18,13 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import ndimage
 
 from tempipe import _ocr
 from tempipe._scalebar_label import find_label
 from tempipe.errors import ParameterError
 
-#: Fraction of the intensity range counted as "saturated" at either end.
-SATURATION_FRACTION = 0.05
+#: Fraction of the intensity range counted as "saturated" at either end; bars found only
+#: at the wider LOOSE_SATURATION_FRACTIONS (blurred, JPEG-lifted, grey) need a label.
+SATURATION_FRACTION, LOOSE_SATURATION_FRACTIONS = 0.05, (0.12, 0.25)
 #: A bar is at least this many times longer than thick.
 MIN_ASPECT = 4.0
 #: Thinnest bar, in pixels (one-pixel lines are frame and panel borders).
@@ -36,9 +38,21 @@ MIN_LENGTH_FRACTION, MIN_LENGTH_PX, MAX_LENGTH_FRACTION = 0.03, 10, 0.7
 #: A bar lies within this fraction of the image height from the top or bottom edge.
 EDGE_BAND_FRACTION = 0.35
 #: Rows of one bar start and end at the same columns within this many pixels.
-END_TOLERANCE_PX = 1
+END_TOLERANCE_PX = 2
 #: The rows just above and below a bar hold at most this fraction of saturated pixels.
 MAX_EDGE_FILL = 0.5
+#: A bar shorter than this fraction of the width (or found only at the loose saturation)
+#: needs a label of at least MIN_LABEL_GLYPHS glyphs ("5nm") that reads as a value; at
+#: most MAX_READ_CANDIDATES such candidates are read.
+MIN_UNLABELLED_FRACTION, MIN_LABEL_GLYPHS, MAX_READ_CANDIDATES = 0.06, 3, 2
+#: ... but one found only at the loose saturation and this long with a label is sure.
+MIN_LOOSE_FRACTION = 0.12
+#: End ticks reach at most TICK_HEIGHT thicknesses or TICK_LENGTH lengths from a bar.
+TICK_HEIGHT, TICK_LENGTH = 4, 0.3
+#: Partly saturated (blurred) rows stepped over at a bar's top and bottom edges.
+RAGGED_ROWS = 2
+#: Rows of blur (JPEG, resampling) between a bar and the edge of its box.
+BLUR_ROWS = 3
 
 
 @dataclass(frozen=True)
@@ -86,24 +100,30 @@ def _row_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
 
 
 def _slabs(runs: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Stack runs of consecutive rows with the same ends (within a pixel) into boxes."""
-    open_slabs: list[list[int]] = []  # [first_row, last_row, start, stop, min_start, max_stop]
+    """Stack runs of consecutive rows whose ends move by at most ``END_TOLERANCE_PX`` from
+    row to row, and by at most twice that in all, into boxes (min_row, min_col, max_row,
+    max_col)."""
+    open_slabs: list[list[int]] = []  # first_row, last_row, start, stop, min/max start/stop
     done = []
     for row, start, stop in runs.tolist():
         match = next((s for s in open_slabs if s[1] == row - 1
                       and abs(s[2] - start) <= END_TOLERANCE_PX
                       and abs(s[3] - stop) <= END_TOLERANCE_PX), None)
         if match is None:
-            open_slabs.append([row, row, start, stop, start, stop])
+            open_slabs.append([row, row, start, stop, start, start, stop, stop])
         else:
-            match[1], match[4], match[5] = row, min(match[4], start), max(match[5], stop)
+            match[1:4] = [row, start, stop]
+            match[4:8] = [min(match[4], start), max(match[5], start), min(match[6], stop),
+                          max(match[7], stop)]
         done += [s for s in open_slabs if s[1] < row - 1]
         open_slabs = [s for s in open_slabs if s[1] >= row - 1]
-    return [(s[0], s[4], s[1] + 1, s[5]) for s in done + open_slabs]
+    return [(s[0], s[4], s[1] + 1, s[7]) for s in done + open_slabs
+            if s[5] - s[4] <= 2 * END_TOLERANCE_PX and s[7] - s[6] <= 2 * END_TOLERANCE_PX]
 
 
 def _is_bar(box, mask: np.ndarray) -> bool:
-    """Shape, position and closed top and bottom edges of a slab."""
+    """Shape, position, closed top and bottom edges (past at most ``RAGGED_ROWS`` blurred
+    rows) and isolation of a slab."""
     (r0, c0, r1, c1), (rows, cols) = box, mask.shape
     thick, length = r1 - r0, c1 - c0
     if not (MIN_THICKNESS_PX <= thick <= max(MIN_THICKNESS_PX, MAX_THICKNESS_FRACTION * rows)):
@@ -116,20 +136,54 @@ def _is_bar(box, mask: np.ndarray) -> bool:
     band = EDGE_BAND_FRACTION * rows
     if not (r0 < band or r1 > rows - band):
         return False
-    return bool(mask[r0 - 1, c0:c1].mean() <= MAX_EDGE_FILL
-                and mask[r1, c0:c1].mean() <= MAX_EDGE_FILL)
+    top, bottom = r0 - 1, r1
+    for _ in range(RAGGED_ROWS):  # step over blurred, partly saturated edge rows
+        top -= top > 0 and mask[top, c0:c1].mean() > MAX_EDGE_FILL
+        bottom += bottom < rows - 1 and mask[bottom, c0:c1].mean() > MAX_EDGE_FILL
+    if not (mask[top, c0:c1].mean() <= MAX_EDGE_FILL
+            and mask[bottom, c0:c1].mean() <= MAX_EDGE_FILL):
+        return False
+    return _stands_alone(box, mask)
 
 
-def _bar_candidates(image: np.ndarray) -> list[tuple[tuple[int, int, int, int], str]]:
-    """Bar-like slabs of both polarities, edges of label boxes and outlines removed."""
+def _stands_alone(box, mask: np.ndarray) -> bool:
+    """Whether the saturated blob holding the slab is no bigger than a bar with end ticks:
+    not the stroke of a letter ("A", "B", "±"), nor a band of a saturated region."""
+    (r0, c0, r1, c1), (rows, cols) = box, mask.shape
+    thick, length = r1 - r0, c1 - c0
+    reach_r, reach_c = int(max(TICK_HEIGHT * thick, TICK_LENGTH * length)), 2 * thick + 2
+    win = (max(0, r0 - reach_r - 1), max(0, c0 - reach_c - 1), min(rows, r1 + reach_r + 1),
+           min(cols, c1 + reach_c + 1))
+    labels, _ = ndimage.label(mask[win[0]:win[2], win[1]:win[3]])
+    seed = labels[(r0 + r1) // 2 - win[0], (c0 + c1) // 2 - win[1]]
+    blob = ndimage.find_objects((labels == seed).astype(np.int8))[0]
+    return bool(blob[0].start > 0 and blob[1].start > 0 and blob[0].stop < win[2] - win[0]
+                and blob[1].stop < win[3] - win[1])
+
+
+def _bar_candidates(image: np.ndarray) -> list[tuple[tuple[int, int, int, int], str, bool]]:
+    """Bar-like slabs of both polarities, edges of label boxes and outlines removed:
+    (bbox, colour, strict) with ``strict`` False for those found only at the wider
+    ``LOOSE_SATURATION_FRACTIONS`` (blurred or grey bars)."""
     lo, hi = float(image.min()), float(image.max())
-    tol = SATURATION_FRACTION * (hi - lo)
     min_len = max(MIN_LENGTH_PX, int(MIN_LENGTH_FRACTION * image.shape[1]))
-    found = []
-    for color, mask in (("white", image >= hi - tol), ("black", image <= lo + tol)):
-        found += [(box, color) for box in _slabs(_row_runs(mask, min_len)) if _is_bar(box, mask)]
     levels = {"white": hi, "black": lo}
-    return [c for c in found if not _is_box_edge(c, found, image, levels)]
+    kept: list[tuple[tuple[int, int, int, int], str, bool]] = []
+    for fraction in (SATURATION_FRACTION, *LOOSE_SATURATION_FRACTIONS):
+        tol = fraction * (hi - lo)
+        found = []
+        for color, mask in (("white", image >= hi - tol), ("black", image <= lo + tol)):
+            found += [(box, color) for box in _slabs(_row_runs(mask, min_len))
+                      if _is_bar(box, mask)]
+        strict = fraction == SATURATION_FRACTION
+        kept += [(box, color, strict) for box, color in found
+                 if not _is_box_edge((box, color), found, image, levels)
+                 and (strict or not any(_overlap(box, k[0]) for k in kept))]
+    return kept
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _is_box_edge(cand, found, image: np.ndarray, levels: dict) -> bool:
@@ -148,7 +202,7 @@ def _is_box_edge(cand, found, image: np.ndarray, levels: dict) -> bool:
             continue
         between = image[top:bottom, c0:c1]
         extreme = np.minimum(np.abs(between - levels[color]), np.abs(between - levels[other]))
-        if between.size == 0 or np.mean(extreme <= 0.25 * span) >= 0.8:
+        if bottom - top <= BLUR_ROWS or np.mean(extreme <= 0.25 * span) >= 0.8:
             return True
     return False
 
@@ -179,22 +233,40 @@ def _measured_length(image: np.ndarray, box) -> float:
     return float((len(profile) - 1 - right) - left)
 
 
+def _with_reading(image: np.ndarray, box, color: str, label) -> ScaleBar:
+    """The ScaleBar of a candidate, its label read when there is one (and Tesseract)."""
+    bar = ScaleBar(_measured_length(image, box), tuple(int(v) for v in box),
+                   label_bbox=label.label_bbox, color=color)
+    reading = _ocr.read_label(label.crop) if label.crop is not None else None
+    if reading is None:
+        return bar
+    return replace(bar, value_nm=reading.value_nm, text=reading.text,
+                   confidence=reading.confidence)
+
+
 def find_scale_bar(image: np.ndarray, *, read_label: bool = True) -> ScaleBar | None:
     """Find a solid horizontal scale bar, its label, and read the label's value.
+
+    Candidates are bar-like slabs (module doc). A strictly saturated bar at least
+    ``MIN_UNLABELLED_FRACTION`` of the width long, or a less saturated one at least
+    ``MIN_LOOSE_FRACTION`` long with a label of ``MIN_LABEL_GLYPHS`` glyphs, is sure: the
+    longest sure bar with a text label wins, else the longest without. A shorter candidate
+    (a short bar, or a letter's stroke, a rod's dark core...) counts only when its label
+    reads as a value, so it needs Tesseract.
 
     Parameters
     ----------
     image : (M, N) ndarray
         Grey micrograph, any real dtype.
     read_label : bool
-        Read the label with Tesseract (when installed); False skips OCR.
+        Read the label with Tesseract (when installed); False skips OCR (and the
+        candidates that need it).
 
     Returns
     -------
     ScaleBar or None
-        The bar with a text label (else the longest bar-like rectangle) near the top or
-        bottom edge, or None when the image carries none. ``value_nm`` is None unless
-        Tesseract read a value it was sure of.
+        The bar, or None when the image carries none. ``value_nm`` is None unless two
+        Tesseract readings agreed on a round value.
 
     Raises
     ------
@@ -213,23 +285,34 @@ def find_scale_bar(image: np.ndarray, *, read_label: bool = True) -> ScaleBar | 
         raise ParameterError(f"find_scale_bar needs a 2-D numeric image, got shape {image.shape} "
                              f"and dtype {image.dtype}.")
     image = image.astype(np.float32)
-    if not np.all(np.isfinite(image)):
-        image = np.nan_to_num(image, nan=float(np.nanmedian(image)))
-    found = []
-    for box, color in _bar_candidates(image):
+    finite = np.isfinite(image)
+    if not finite.all():
+        image[~finite] = np.median(image[finite]) if finite.any() else 0.0
+    sure, unsure = [], []
+    for box, color, strict in _bar_candidates(image):
         label = find_label(image, box, color)
-        found.append((label.crop is not None, box[3] - box[1], box, color, label))
-    if not found:
-        return None
-    _, _, box, color, label = max(found, key=lambda f: (f[0], f[1]))
-    bar = ScaleBar(_measured_length(image, box), tuple(int(v) for v in box),
-                   label_bbox=label.label_bbox, color=color)
-    if read_label and label.crop is not None:
-        reading = _ocr.read_label(label.crop)
-        if reading is not None:
-            bar = replace(bar, value_nm=reading.value_nm, text=reading.text,
-                          confidence=reading.confidence)
-    return bar
+        length, texted = box[3] - box[1], label.crop is not None
+        long_enough = length >= (MIN_UNLABELLED_FRACTION if strict
+                                 else MIN_LOOSE_FRACTION) * image.shape[1]
+        if long_enough and (strict or label.n_glyphs >= MIN_LABEL_GLYPHS):
+            sure.append((texted, length, box, color, label))
+        elif texted and label.n_glyphs >= MIN_LABEL_GLYPHS:
+            unsure.append((length, box, color, label))
+    labelled = [c for c in sure if c[0]]
+    if labelled:
+        _, _, box, color, label = max(labelled, key=lambda c: c[1])
+        if not read_label:
+            label = replace(label, crop=None)
+        return _with_reading(image, box, color, label)
+    if read_label and _ocr.tesseract_available():
+        for _, box, color, label in sorted(unsure, key=lambda c: -c[0])[:MAX_READ_CANDIDATES]:
+            bar = _with_reading(image, box, color, label)
+            if bar.value_nm is not None:
+                return bar
+    if sure:
+        _, _, box, color, label = max(sure, key=lambda c: c[1])
+        return _with_reading(image, box, color, replace(label, crop=None))
+    return None
 
 
 def scale_bar_exclusion(bar: ScaleBar, shape: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -1,12 +1,17 @@
 """Particle segmentation of TEM micrographs (the paper's "Image processing", Fig. 1).
 
-:func:`segment` turns a grey micrograph into an instance label image: robust contrast
-normalisation, polarity detection (dark particles on a bright background as in
-bright-field TEM, or bright on dark as in HAADF/SEM), large-scale background correction,
-optional CLAHE, denoising, an automatic threshold, clean-up, a distance-transform
-watershed that splits touching particles without cutting concave or elongated ones (the
-faint intensity valley between particles pressed side by side counts as a neck), the
-paper's erode-then-rebuild step, and a filter for unseparable agglomerates.
+:func:`segment` turns a grey micrograph into an instance label image: the figure's data
+bar, label boxes and solid scale bars are found and filled in from their surroundings
+(:mod:`tempipe._segment_annotations`), then robust contrast normalisation, polarity
+detection (dark particles on a bright background as in bright-field TEM, or bright on
+dark as in HAADF/SEM), a first particle mask at the smoothing where particles stand out
+best (:mod:`tempipe._segment_scale`), large-scale background correction, optional CLAHE,
+denoising, an automatic threshold that labels and shadows cannot hijack, a blank-field
+test against the pixel noise, the rejection of blobs cut out of the grain of the support
+(:mod:`tempipe._segment_noise`), clean-up, a distance-transform watershed that splits
+touching particles without cutting concave or elongated ones (the faint intensity valley
+between particles pressed side by side counts as a neck), the paper's erode-then-rebuild
+step, and a filter for unseparable agglomerates.
 
 Every length is a multiple of the typical particle radius, which is estimated from the
 image (:func:`estimate_particle_radius`), so the same defaults serve particles 10 px and
@@ -25,6 +30,7 @@ from skimage.segmentation import clear_border as _clear_border
 
 from tempipe import _segment_annotations as annotations
 from tempipe import _segment_noise as noise
+from tempipe import _segment_scale as scale
 from tempipe import _segment_split as split
 from tempipe import _segment_steps as steps
 from tempipe._segment_params import SegmentParams
@@ -45,6 +51,10 @@ VALLEY_REACH_SIGMAS = 2.0
 #: ... and must be deeper than this many times the noise of the valley test (the robust
 #: sd of intensity differences inside particles), so noise alone rarely cuts.
 VALLEY_NOISE = 2.5
+#: The blank-field test halves its coarse view while the short side stays this long.
+SNR_MIN_SIDE_PX = 128
+#: Effectiveness that makes the pixels below the threshold two-class (see _threshold).
+NESTED_EFFECTIVENESS = 0.8
 #: CLAHE tiles are this many typical radii wide.
 CLAHE_KERNEL_RADII = 8.0
 
@@ -254,12 +264,15 @@ def _segment_filled(arr, params) -> SegmentDetails:
     background, radius = flat
     sigma = _denoise_sigma(radius, params)
     processed = _enhance(norm, background, factor, radius, sigma, params)
-    threshold = steps.threshold_value(processed, params.threshold_method)
+    threshold = _threshold(processed, params.threshold_method)
     if _signal_to_noise(arr, polarity, sigma / factor) < params.min_contrast:     # blank field
         return _empty(arr.shape, polarity, processed, threshold)
-    separation = steps.contrast_ratio(processed, threshold)[1]
+    ratio, separation = steps.contrast_ratio(processed, threshold)
     threshold += params.threshold_offset * separation
-    mask = processed > threshold
+    spread = separation / ratio if ratio > 0 else 0.0    # of the background class
+    mask = noise.significant_blobs(processed, processed > threshold,
+                                   threshold + params.min_peak_contrast * spread,
+                                   params.min_edge_contrast)
     cut = None
     if params.split and params.valley_depth > 0:
         cut = split.valleys(processed, mask, params.valley_depth * separation,
@@ -273,18 +286,36 @@ def _segment_filled(arr, params) -> SegmentDetails:
                           processed, mask, coarse_split[1], grid)
 
 
+def _threshold(processed, method) -> float:
+    """Global threshold, unless a few extreme pixels (white labels) took the split.
+
+    When the pixels below the threshold are themselves clearly two-class (Otsu
+    effectiveness above ``NESTED_EFFECTIVENESS``) and their upper class outnumbers the
+    pixels above the threshold, the particles are that upper class: the threshold then
+    split the particles from a handful of brighter annotation pixels.
+    """
+    threshold = steps.threshold_value(processed, method)
+    step = max(1, int(np.sqrt(processed.size / steps.THRESHOLD_SAMPLES)))
+    values = processed[::step, ::step].ravel()
+    below = values[values <= threshold]
+    if below.size < 16 or np.ptp(below) <= 0:
+        return threshold
+    lower = steps.threshold_value(below[None, :], method)
+    if (scale.effectiveness(below, lower) >= NESTED_EFFECTIVENESS
+            and np.count_nonzero(below > lower) > np.count_nonzero(values > threshold)):
+        return lower
+    return threshold
+
+
 def _flatten(coarse, factor, params) -> tuple[np.ndarray, float] | None:
     """Background on the coarse grid and first radius (px); None when nothing stands out.
 
     The rough particle mask that keeps particles out of the background estimate is
-    itself fooled by strong shading: it is first made on the image less a quadratic
-    shading fit, then mask and background are refined twice.
+    itself fooled by strong shading and by the grain of the support: it is first made on
+    the image less a quadratic shading fit, at the smoothing where particles stand out
+    best (see _segment_scale), then mask and background are refined twice.
     """
-    smooth = ndi.gaussian_filter(coarse, 1.0)
-    if params.background_correction:
-        coarse_mask = steps.first_mask(smooth - steps.shading(smooth))
-    else:
-        coarse_mask = steps.first_mask(smooth)
+    smooth, coarse_mask = scale.first_mask(coarse, params.background_correction)
     radius = params.particle_radius_px or factor * steps.first_radius(coarse_mask)
     background = np.zeros(coarse.shape, np.float32)
     if params.background_correction and np.isfinite(radius):
@@ -299,7 +330,10 @@ def _signal_to_noise(arr, polarity, sigma_coarse) -> float:
     """Particle-background separation over the smoothed pixel noise (see _segment_noise),
     on the coarse view of the image scaled but not clipped (clipping would bend a ramp)."""
     coarse = steps.coarse_view(arr.astype(np.float32, copy=False))[0]
-    low, high = np.percentile(coarse, SegmentParams().normalize_percentiles)
+    if min(coarse.shape) >= 2 * SNR_MIN_SIDE_PX:       # a quarter of the pixels will do
+        coarse, sigma_coarse = steps.block_mean(coarse, 2), sigma_coarse / 2
+    step = max(1, int(np.sqrt(coarse.size / steps.THRESHOLD_SAMPLES)))
+    low, high = np.percentile(coarse[::step, ::step], SegmentParams().normalize_percentiles)
     coarse = (coarse - low) / max(high - low, 1e-12)
     if polarity == "dark":
         coarse = 1.0 - coarse
@@ -315,11 +349,13 @@ def _split_grid(mask, cut, radius, params):
     turns out too coarse is refined once.
     """
     grid = max(1, int(radius / SPLIT_GRID_RADIUS_PX))
-    for _ in range(2):
+    for attempt in range(2):
         coarse = split.coarse_distance(mask, grid, cut)
         radius = params.particle_radius_px or grid * steps.radius_from_distance(*coarse)
+        if not np.isfinite(radius):
+            break
         finer = max(1, int(radius / SPLIT_GRID_RADIUS_PX))
-        if finer >= grid or not np.isfinite(radius):
+        if attempt == 1 or finer >= grid:
             break
         grid = finer
     return grid, coarse, radius

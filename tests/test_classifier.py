@@ -72,15 +72,15 @@ def test_predict_needs_the_training_variables(result, train):
     with pytest.raises(ParameterError, match="CNN columns"):
         result.predict(train.drop(columns=["p", "d", "l_ratio"]))
     uncalibrated = train.copy()
-    uncalibrated["area_nm2"] = np.nan  # falls back to area_px: not what was trained on
-    with pytest.raises(ParameterError, match="area_nm2"):
+    uncalibrated["equivalent_diameter_nm"] = np.nan  # falls back to _px: not what was trained on
+    with pytest.raises(ParameterError, match="equivalent_diameter_nm"):
         result.predict(uncalibrated)
 
 
 def test_ablation_table(train):
     table = classifier_ablation(train, train["group"].to_numpy(), rng=0, params=FAST)
     assert list(table["feature_set"]) == ["both", "features", "cnn"]
-    assert list(table["n_variables"]) == [20, 17, 3]
+    assert list(table["n_variables"]) == [8, 5, 3]  # 5 descriptors + log p, d, log L
     np.testing.assert_allclose(table["gap"], table["test_accuracy"].iloc[0]
                                - table["test_accuracy"])
     assert (table["test_accuracy"] >= 0.95).all()  # three well-separated families

@@ -1,13 +1,23 @@
-"""Two-dataset comparison on samples with known distributions."""
+"""Two-dataset comparison on samples with known distributions, and `tempipe compare`."""
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
+from plotly.offline import get_plotlyjs
 from scipy.spatial.distance import cdist
+from sklearn.metrics import adjusted_rand_score
 
-from tempipe.compare import (bootstrap_size_ci, compare_populations, group_fractions,
-                             shape_distance, size_tests)
-from tempipe.errors import ParameterError
+from tempipe.classifier import ClassifierParams
+from tempipe.cli import main
+from tempipe.compare import (bootstrap_size_ci, compare_datasets, compare_populations,
+                             group_fractions, read_particle_table, shape_distance, size_tests,
+                             write_comparison)
+from tempipe.errors import InputFileError, ParameterError
+from tempipe.features import measure_particles
+from tempipe.io import save_micrograph
+from tempipe.simulate import ShapeFamily, simulate_micrograph
 
 
 def table(n, rng, size_mean=12.0, size_sd=2.0, log_p=1.0, l_ratio=1.2, groups=(1, 2)):
@@ -101,3 +111,99 @@ def test_shape_distance_needs_cnn():
     rng = np.random.default_rng(6)
     with pytest.raises(ParameterError, match="CNN columns"):
         shape_distance(table(20, rng).drop(columns="p"), table(20, rng))
+
+
+# --- whole datasets: cluster A, classify B, write the tables and the page -------------------
+
+DISC = ShapeFamily("disc", p=(2.0, 2.3), l_ratio=(1.0, 1.05), size_mean_px=22, size_rel_sd=0.1)
+ROD = ShapeFamily("rod", p=(3.0, 5.0), l_ratio=(1.8, 2.2), size_mean_px=44, size_rel_sd=0.1)
+
+
+def truth_table(disc_share, seed, n=160):
+    """Features measured on exact labels with the true p, d, l_ratio as the CNN columns."""
+    families = (replace(DISC, fraction=disc_share), replace(ROD, fraction=1 - disc_share))
+    sim = simulate_micrograph((640, 640), n_particles=n, families=families, pixel_size_nm=0.5,
+                              touching_fraction=0.0, rng=seed)
+    table = measure_particles(sim.labels, sim.image, pixel_size_nm=0.5)
+    truth = sim.particles.set_index("label").loc[table["label"]]
+    for col in ("family", "p", "d", "l_ratio"):
+        table[col] = truth[col].to_numpy()
+    table.insert(0, "image", f"field-{seed}.tif")
+    return table[~truth["touches_border"].to_numpy()].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def datasets():
+    return truth_table(0.5, 1), truth_table(0.8, 2)
+
+
+@pytest.fixture(scope="module")
+def compared(datasets):
+    return compare_datasets(*datasets, names=("first", "second"), rng=0, n_boot=200,
+                            classifier_params=ClassifierParams(n_trials=6, timeout_s=5))
+
+
+def test_compare_datasets_applies_the_groups_of_a_to_b(datasets, compared):
+    a, b = datasets
+    assert compared.groups.k == 2 and compared.classifier.test_accuracy >= 0.95
+    # groups are numbered by size: 1 = discs, 2 = rods, in both datasets
+    assert adjusted_rand_score(a["family"], compared.groups.labels) >= 0.95
+    assert adjusted_rand_score(b["family"], compared.labels_b) >= 0.95
+    fractions = compared.comparison.fractions
+    assert fractions.loc[1, "second fraction"] == pytest.approx((b["family"] == "disc").mean(),
+                                                                abs=0.02)
+    assert fractions.loc[1, "first fraction"] == pytest.approx((a["family"] == "disc").mean(),
+                                                               abs=0.02)
+
+
+def test_write_comparison_files(compared, tmp_path):
+    written = write_comparison(compared, tmp_path / "out")
+    assert [p.name for p in written] == ["comparison.csv", "fractions.csv", "tests.csv",
+                                         "comparison.html"]
+    table = pd.read_csv(written[0], index_col="quantity")
+    assert list(table.columns) == ["first", "second"]
+    assert table.loc["Particles", "second"] == len(compared.particles_b)
+    fractions = pd.read_csv(written[1], index_col="group")
+    np.testing.assert_allclose(fractions[["first fraction", "second fraction"]].sum(), 1.0)
+    assert set(pd.read_csv(written[2])["test"]) == {"ks", "mann_whitney", "energy_distance"}
+    page = written[3].read_text(encoding="utf-8")
+    assert page.count(get_plotlyjs()[:300]) == 1  # plotly.js embedded once
+    assert page.count("class='figure'") == 4 and "field-2.tif" in page
+
+
+def test_read_particle_table(datasets, tmp_path):
+    a, _ = datasets
+    a.to_parquet(tmp_path / "particles.parquet")
+    pd.testing.assert_frame_equal(read_particle_table(tmp_path), a)  # analyze output folder
+    assert read_particle_table(tmp_path / "particles.parquet") is not None
+    assert read_particle_table(tmp_path / "images") is None  # not a table: analyse it
+    pd.DataFrame({"x": [1.0]}).to_parquet(tmp_path / "other.parquet")
+    with pytest.raises(InputFileError, match="not a particle table"):
+        read_particle_table(tmp_path / "other.parquet")
+    (tmp_path / "broken.parquet").write_text("not parquet")
+    with pytest.raises(InputFileError, match="cannot read it as Parquet"):
+        read_particle_table(tmp_path / "broken.parquet")
+
+
+def test_cli_compare_micrograph_folders_and_tables(datasets, tmp_path, capsys):
+    """A: a folder of micrographs analysed by the pipeline; B: a particles.parquet."""
+    folder = tmp_path / "hot"
+    folder.mkdir()
+    for seed in (3, 4):
+        sim = simulate_micrograph((512, 512), n_particles=70, families=(DISC, ROD),
+                                  pixel_size_nm=0.5, touching_fraction=0.0, rng=seed)
+        save_micrograph(folder / f"f{seed}.tif", sim.image, 0.5)
+    assert main(["analyze", str(folder), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    out = tmp_path / "cmp"
+    assert main(["compare", str(folder), str(tmp_path / "b" / "particles.parquet"), "--out",
+                 str(out)]) == 0
+    fractions = pd.read_csv(out / "fractions.csv", index_col="group")
+    # the same images on both sides: identical groups and shares
+    np.testing.assert_allclose(fractions["hot fraction"], fractions["particles fraction"])
+    assert fractions["hot fraction"].between(0.3, 0.7).all()  # discs and rods, ~half each
+    assert "2 shape groups" in capsys.readouterr().out
+
+
+def test_cli_compare_needs_two_datasets(tmp_path, capsys):
+    assert main(["compare", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "Give two datasets" in capsys.readouterr().err

@@ -68,9 +68,11 @@ def test_pca_pareto_percentages(population):
     assert line.y[-1] == pytest.approx(100.0)
     assert np.all(np.diff(bars.y) <= 1e-9)
     assert "(%)" in fig.layout.yaxis.title.text
-    assert len(bars.y) == 8  # 6 morphology columns + log p, log l_ratio (d is constant)
+    # the 3 morphology descriptors the table has (log aspect ratio, circularity, solidity)
+    # + log p, log l_ratio (d is constant)
+    assert len(bars.y) == 5
     no_cnn = figures.pca_pareto(table.drop(columns=["p", "d", "l_ratio"]))
-    assert len(no_cnn.data[0].y) == 6
+    assert len(no_cnn.data[0].y) == 3
 
 
 def test_dendrogram_leaves_hold_the_subsample(population):
@@ -166,3 +168,15 @@ def test_bad_inputs(population, call, match):
     table, labels = population
     with pytest.raises(ParameterError, match=match):
         call(table, labels)
+
+
+def test_group_fractions_bars():
+    from tempipe.compare import group_fractions
+    fractions = group_fractions([1, 1, 2, 0], [2, 2, 3], names=("hot", "larp"))
+    fig = figures.group_fractions(fractions)
+    assert [t.name for t in fig.data] == ["hot", "larp"]
+    np.testing.assert_allclose(fig.data[0].y, [2 / 3, 1 / 3, 0])
+    np.testing.assert_array_equal(fig.data[1].text, [0, 2, 1])
+    assert list(fig.data[1].x) == ["group 1", "group 2", "group 3"]
+    with pytest.raises(ParameterError, match="fraction"):
+        figures.group_fractions(pd.DataFrame({"x": [1]}))

@@ -5,7 +5,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from tempipe.errors import ParameterError
-from tempipe.metrics import average_precision, match_instances, pair_ious
+from tempipe.metrics import average_precision, match_counts, match_instances, pair_ious
 
 
 def _boxes(shape, boxes):
@@ -115,3 +115,27 @@ def test_average_precision_rejects_bad_thresholds():
         average_precision(labels, labels, thresholds=[])
     with pytest.raises(ParameterError, match="every threshold"):
         average_precision(labels, labels, thresholds=[0.5, 2.0])
+
+
+def test_match_counts_pool_to_the_same_scores_as_match_instances():
+    true = _boxes((40, 40), [(1, 0, 10, 0, 10), (2, 20, 30, 0, 10), (3, 20, 30, 20, 30)])
+    pred = _boxes((40, 40), [(5, 0, 10, 1, 10),          # IoU 0.9 with 1
+                             (6, 20, 30, 0, 6),          # IoU 0.6 with 2
+                             (9, 35, 40, 35, 40)])
+    counts = match_counts(true, pred, thresholds=[0.5, 0.7, 0.95])
+    assert (counts["n_true"], counts["n_pred"]) == (3, 3)
+    assert counts["tp"].tolist() == [2, 1, 0]
+    assert_allclose(sorted(counts["ious"]), [0.6, 0.9])
+    m = match_instances(true, pred, 0.5)
+    assert counts["tp"][0] == m["tp"]
+    # AP from the counts: mean of tp / (tp + fp + fn) over the thresholds
+    tp = counts["tp"]
+    assert_allclose(average_precision(true, pred, [0.5, 0.7, 0.95]),
+                    np.mean(tp / (counts["n_true"] + counts["n_pred"] - tp)))
+
+
+@pytest.mark.parametrize("thresholds, match", [([], "at least one"), ([0.5, 1.5], "every")])
+def test_match_counts_rejects_bad_thresholds(thresholds, match):
+    labels = np.ones((4, 4), np.int32)
+    with pytest.raises(ParameterError, match=match):
+        match_counts(labels, labels, thresholds)

@@ -14,6 +14,9 @@ import pytest
 from scipy import ndimage as ndi
 from skimage import draw
 
+from tempipe._segment_annotations import annotation_mask, fill_from_outside
+from tempipe._segment_noise import gaussian_gain, pixel_noise, signal_to_noise
+from tempipe._segment_scale import effectiveness, first_mask
 from tempipe.errors import ParameterError
 from tempipe.metrics import match_instances
 from tempipe.segment import (SegmentParams, detect_polarity, estimate_particle_radius,
@@ -283,6 +286,83 @@ def test_holes_inside_one_particle_are_filled_but_gaps_between_particles_stay():
     assert m["tp"] == 4 and m["mean_iou"] > 0.9
     gap = (slice(83, 86), slice(224, 227))                 # background between the three
     assert (truth[gap] == 0).all() and (labels[gap] == 0).all()
+
+
+# ------------------------------------------------------- real-figure trouble makers
+
+
+def _figure(rng, polarity="dark"):
+    """Truth and image of discs, with a data bar, a text box and a scale bar drawn on."""
+    truth = draw_field(np.random.default_rng(rng), cells=3, kinds=("disc", "pair"))
+    image = render(truth, polarity, rng=rng)
+    ink, paper = (image.max(), image.min()) if polarity == "bright" else (image.min(),
+                                                                          image.max())
+    image = np.pad(image, ((0, 40), (0, 0)), constant_values=float(ink))   # data bar
+    image[-30:-20, 20:120] = paper                                    # text in the bar
+    image[4:30, 4:30] = paper                                         # label box ...
+    image[10:24, 12:15] = ink                                         # ... with a letter
+    image[300:306, 200:300] = ink if polarity == "bright" else paper  # solid scale bar
+    return np.pad(truth, ((0, 40), (0, 0))), image
+
+
+@pytest.mark.parametrize("polarity", ["dark", "bright"])
+def test_data_bar_label_box_and_scale_bar_are_ignored(polarity):
+    truth, image = _figure(31, polarity)
+    labels = segment(image)
+    f1, iou, _ = scores(truth, labels)
+    assert f1 >= 0.97 and iou >= 0.9, (f1, iou)
+    assert labels[-40:].max() == 0 and labels[4:30, 4:30].max() == 0
+    assert labels[300:306, 200:300].max() == 0
+    plain = segment(image, SegmentParams(ignore_annotations=False))
+    assert plain[-40:].max() > 0 or scores(truth, plain)[0] < f1   # the bar did get in
+
+
+def test_annotation_mask_finds_rectangles_but_not_saturated_particles():
+    image = np.random.default_rng(32).normal(0.6, 0.02, (200, 240))
+    image[180:, :] = 0.0                                # data bar ...
+    image[186:192, 20:60] = 1.0                         # ... with text
+    rr, cc = draw.disk((80, 120), 25)
+    image[rr, cc] = 0.0                                 # a saturated round particle
+    image[20:26, 150:220] = 1.0                         # a scale bar
+    drawn = annotation_mask(image)
+    assert drawn[180:, :].all() and drawn[20:26, 150:220].all()
+    assert not drawn[rr, cc].any() and not drawn[40:170, :140].any()
+    filled = fill_from_outside(image, drawn)
+    assert filled.shape == image.shape and abs(filled[190, 100] - 0.6) < 0.1
+
+
+def test_pixel_noise_and_signal_to_noise_tell_particles_from_noise():
+    rng = np.random.default_rng(33)
+    ramp = np.add.outer(np.linspace(0, 1, 200), np.linspace(0, 2, 200))
+    assert pixel_noise(ramp + rng.normal(0, 0.05, ramp.shape)) == pytest.approx(0.05, rel=0.1)
+    noise = rng.normal(0.5, 0.1, (200, 200))
+    field = noise.copy()
+    for c in (50, 150):
+        field[draw.disk((100, c), 20)] += 0.3
+    flat = np.zeros_like(noise)
+    assert signal_to_noise(noise, flat, 1.0) < 2.5
+    assert signal_to_noise(field, flat, 1.0) > 2 * SegmentParams().min_contrast
+    assert gaussian_gain(0) == 1 and gaussian_gain(2.0) == pytest.approx(1 / (2 * np.sqrt(
+        np.pi) * 2.0), rel=0.02)
+
+
+def test_grain_of_a_support_is_not_taken_for_particles():
+    truth = draw_field(np.random.default_rng(34), cells=4, kinds=("disc",))
+    image = render(truth, "dark", rng=35, noise=0.02, texture=0.06)
+    f1, iou, _ = scores(truth, segment(image))
+    assert f1 >= 0.97 and iou >= 0.85, (f1, iou)
+    loose = segment(image, SegmentParams(min_edge_contrast=0, min_peak_contrast=0))
+    assert loose.max() >= segment(image).max()
+
+
+def test_first_mask_smooths_more_when_particles_drown_in_noise():
+    truth = draw_field(np.random.default_rng(36), cells=3, kinds=("disc",))
+    image = render(truth, "bright", rng=37, noise=0.6)
+    _, mask = first_mask(image, True)
+    f1 = match_instances(truth, ndi.label(mask)[0])["f1"]
+    assert f1 >= 0.9, f1
+    assert effectiveness(np.random.default_rng(38).normal(size=(100, 100)), 0.0) == \
+        pytest.approx(2 / np.pi, abs=0.03)
 
 
 def test_details_report_polarity_radius_and_steps():

@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 from scipy.special import gamma
 
 from tempipe.errors import ParameterError
+from tempipe.features import measure_particles
 from tempipe.simulate import (DEMO_BATCHES, ScaleBarStyle, ShapeFamily, demo_batch,
                               draw_scale_bar, particle_coverage, render_particle,
                               simulate_micrograph, superformula_radius, write_demo_batch)
@@ -312,9 +313,10 @@ TARGETS = {  # family: (mean major axis nm, sigma/mean, share)
 @pytest.mark.parametrize("name", sorted(DEMO_BATCHES))
 def test_demo_batch_groups_match_the_paper(name):
     sims = demo_batch(name, n_images=2, rng=0)
+    spec = DEMO_BATCHES[name]
     assert [s.name for s in sims] == [f"{name}-01", f"{name}-02"]
     for s in sims:
-        assert s.image.shape == (1024, 1024) and 0.4 <= s.pixel_size_nm <= 0.5
+        assert s.image.shape == spec.shape and s.pixel_size_nm == spec.pixel_size_nm
         assert len(s.particles) == 300 and s.scale_bar is not None
     table = pd.concat([s.particles for s in sims])
     inner = table[~table["touches_border"]]
@@ -324,12 +326,29 @@ def test_demo_batch_groups_match_the_paper(name):
         tol = max(0.04, 4 * cv / np.sqrt(len(size)))  # 4 standard errors of the mean
         assert size.mean() == pytest.approx(mean_nm, rel=tol), family
         assert size.std() / size.mean() == pytest.approx(cv, abs=0.06), family
-    if name == "hot-injection":
-        plate = inner[inner["family"] == "platelet"]
-        aspect = plate["major_axis_length_px"] / plate["minor_axis_length_px"]
-        assert aspect.median() == pytest.approx(1.8, abs=0.12)
+    # the smallest group is resolved: >= 20 px across on average
+    smallest = min(TARGETS[name], key=lambda f: TARGETS[name][f][0])
+    assert inner.loc[inner["family"] == smallest, "major_axis_length_px"].mean() >= 20
     first_again = demo_batch(name, n_images=1, rng=0)[0]
     np.testing.assert_array_equal(first_again.image, sims[0].image)
+
+
+@pytest.mark.parametrize("name", sorted(DEMO_BATCHES))
+def test_demo_groups_differ_in_shape(name):
+    """Shape descriptors measured on the exact labels separate the families as described."""
+    sim = demo_batch(name, n_images=1, rng=0)[0]
+    measured = measure_particles(sim.labels, sim.image, pixel_size_nm=sim.pixel_size_nm)
+    truth = sim.particles.set_index("label").loc[measured["label"]]
+    inner = measured[~truth["touches_border"].to_numpy()]
+    by = inner.groupby(truth.loc[inner["label"], "family"].to_numpy()).median(numeric_only=True)
+    rounded, sharp = ("small-cuboid", "large-cuboid") if name == "hot-injection" else (
+        "cuboid", "small-cuboid")
+    assert by.loc[rounded, "circularity"] > by.loc[sharp, "circularity"] + 0.04
+    assert by.loc["platelet", "aspect_ratio"] == pytest.approx(
+        1.8 if name == "hot-injection" else 2.1, abs=0.12)
+    irregular = "large-irregular" if name == "hot-injection" else "irregular"
+    convex = by.drop(index=irregular)["solidity"]
+    assert by.loc[irregular, "solidity"] < convex.min() - 0.03
 
 
 def test_write_demo_batch_is_calibrated(tmp_path):
@@ -339,7 +358,7 @@ def test_write_demo_batch_is_calibrated(tmp_path):
         image = tif.asarray()
         num, den = tif.pages[0].tags["XResolution"].value
         assert tif.imagej_metadata["unit"] == "nm"
-    assert image.dtype == np.float32 and image.shape == (1024, 1024)
+    assert image.dtype == np.float32 and image.shape == DEMO_BATCHES["larp"].shape
     assert den / num == pytest.approx(DEMO_BATCHES["larp"].pixel_size_nm, rel=1e-4)
     table = pd.read_csv(paths[0].with_suffix(".csv"))
     assert len(table) == 300 and set(table["image"]) == {"larp-01.tif"}
