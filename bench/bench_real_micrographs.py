@@ -14,7 +14,7 @@ matched IoU, AP (mean over IoU 0.50:0.05:0.95 of TP / (TP + FP + FN), pooled ove
 and as the mean of per-image APs) and seconds per image (wall clock, and CPU time of
 the worker process, which a busy machine inflates less).
 
-Usage: .venv/bin/python bench/bench_emps.py [--jobs 2] [--subset all|tune|validation]
+Usage: .venv/bin/python bench/bench_real_micrographs.py [--jobs 2] [--subset all|tune|validation]
        [--limit N] [--params '{"valley_depth": 0.3}']
 """
 
