@@ -4,8 +4,8 @@ Runs, in one pass over ``../shared/data/emps-train`` (366 published TEM/SEM figu
 human-drawn instance labels; particles cut by the border are labelled and kept), both
 - the baseline: grey image, Gaussian (sigma 1.5 px), Otsu threshold with the particles
   taken as the minority phase, hole filling, removal of objects of 64 px or less, then a
-  distance-transform watershed seeded by ``peak_local_max`` whose ``min_distance`` is the typical
-  inscribed radius of the blobs (area-weighted median); and
+  distance-transform watershed seeded by ``peak_local_max`` whose ``min_distance`` is
+  the typical inscribed radius of the blobs (area-weighted median); and
 - ``tempipe.segment.segment`` with default parameters (or ``--params``),
 and prints for each, on all images and on the two halves of a fixed random split
 (``tune``: 70 % of the ids, the only ones looked at while tuning; ``validation``: the
@@ -14,8 +14,8 @@ matched IoU, AP (mean over IoU 0.50:0.05:0.95 of TP / (TP + FP + FN), pooled ove
 and as the mean of per-image APs) and seconds per image (wall clock, and CPU time of
 the worker process, which a busy machine inflates less).
 
-Usage: .venv/bin/python bench/bench_real_micrographs.py [--jobs 2] [--subset all|tune|validation]
-       [--limit N] [--params '{"valley_depth": 0.3}']
+Usage: .venv/bin/python bench/bench_real_micrographs.py [--jobs 2]
+       [--subset all|tune|validation] [--limit N] [--params '{"valley_depth": 0.3}']
 """
 
 from __future__ import annotations

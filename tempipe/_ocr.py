@@ -2,7 +2,7 @@
 
 Private helper of :mod:`tempipe.scalebar`. The cleaned label line (see
 :mod:`tempipe._scalebar_label`) is upscaled and read as one line (``--psm 7``), with a
-whitelist of digits, separators and unit letters or without, at up to three scales
+whitelist of digits, separators and unit letters or without, in up to four ways
 (``READINGS``) until two readings agree on a sure value. Tesseract reads digits and "nm"
 well but the µ of "µm" as "u", "p", "y" or not at all, so the unit is checked on the
 glyphs themselves: a µ or p hangs below the baseline of the final m, and a p has a closed
@@ -26,7 +26,7 @@ from scipy import ndimage
 
 #: Readings tried in turn, (text height in px, binarised, whitelist): Tesseract's digit
 #: errors change with the scale and the preparation, so two agreeing readings are trusted.
-READINGS = ((32, False, True), (40, True, True), (48, False, False))
+READINGS = ((32, False, True), (40, True, True), (48, False, False), (32, False, False))
 #: Largest upscaling factor.
 MAX_UPSCALE = 8
 #: Characters Tesseract may output.
@@ -48,7 +48,7 @@ DOT_FRACTION = 0.3
 MIN_BOWL_FRACTION = 0.03
 #: Characters Tesseract gives for a µ (or a p) before the final m.
 _MU_LIKE = frozenset("uµμpyjwi")
-_LABEL = re.compile(r"([0-9OoIl|]+(?:[.,:][0-9OoIl|]+)?)([a-zµμå]{1,3})")
+_LABEL = re.compile(r"([0-9OoIl|]+(?:[.,:][0-9OoIl|]+)?)([nmupyjwiaµμå]{1,3})")
 _NUMBER_FIXES = str.maketrans({"O": "0", "o": "0", "I": "1", "l": "1", "|": "1", ",": ".",
                                ":": "."})
 
@@ -82,7 +82,7 @@ def tesseract_available() -> bool:
     return shutil.which("tesseract") is not None
 
 
-def parse_label(text: str) -> tuple[float, str, int] | None:
+def parse_label(text: str) -> tuple[float, str] | None:
     """Number and unit letters of a label text, or None when it is not "<number><unit>".
 
     Parameters
@@ -92,15 +92,14 @@ def parse_label(text: str) -> tuple[float, str, int] | None:
 
     Returns
     -------
-    (float, str, int) or None
-        The number (``,`` and ``:`` read as a decimal point, O and l as 0 and 1), the unit
-        letters in lower case as read (``"um"``, ``"pm"``, ``"nm"``, ``"a"``...) and the
-        number of characters other than separators (the glyphs the label should have).
+    (float, str) or None
+        The number (``,`` and ``:`` read as a decimal point, O and l as 0 and 1) and the
+        unit letters in lower case as read (``"um"``, ``"pm"``, ``"nm"``, ``"a"``...).
 
     Examples
     --------
     >>> parse_label("0,5 um")
-    (0.5, 'um', 4)
+    (0.5, 'um')
     """
     squeezed = re.sub(r"\s+", "", text)
     squeezed = re.sub(r"^[^0-9A-Za-z]+|[^0-9A-Za-zµμÅå]+$", "", squeezed)
@@ -112,8 +111,20 @@ def parse_label(text: str) -> tuple[float, str, int] | None:
     if re.fullmatch(r"0\d", digits[:2]):
         return None  # "05": a lost decimal point
     number = float(digits)
-    n_glyphs = len(digits.replace(".", "")) + len(match.group(2))
-    return (number, match.group(2), n_glyphs) if number > 0 else None
+    return (number, match.group(2)) if number > 0 else None
+
+
+def looks_like_label(text: str) -> bool:
+    """Whether ``text`` reads as a number and a length unit ("37 nm", "2 pm", "5A"), its
+    value sure or not.
+
+    Examples
+    --------
+    >>> looks_like_label("37 nm"), looks_like_label("100n"), looks_like_label("77")
+    (True, False, False)
+    """
+    parsed = parse_label(text)
+    return parsed is not None and (parsed[1].endswith("m") or parsed[1] in ("a", "å"))
 
 
 def is_round(number: float) -> bool:
@@ -283,7 +294,7 @@ def value_of(text: str, ink: np.ndarray) -> float | None:
     parsed = parse_label(text)
     if parsed is None:
         return None
-    number, letters, _ = parsed
+    number, letters = parsed
     if not re.search(r"\d[.,:]\d", text) and _has_dot(ink):
         return None  # a decimal point on the label that the reading lost
     unit = unit_of(letters, ink)
@@ -305,9 +316,9 @@ def _page(crop: np.ndarray, height_px: int, binarise: bool) -> tuple[Image.Image
 def read_label(crop: np.ndarray) -> LabelReading | None:
     """Read the value of a scale-bar label.
 
-    The label is read at the scales of ``READINGS`` (one Tesseract call each) until two
-    readings give the same value (module doc): two calls for a clear label, three for a
-    hard one. A single reading is not trusted: Tesseract drops or swaps a digit now and
+    The label is read in the ways of ``READINGS`` (one Tesseract call each) until two
+    readings give the same value (module doc): two calls for a clear label, up to four for
+    a hard one. A single reading is not trusted: Tesseract drops or swaps a digit now and
     then ("5nm" for "50 nm") with all checks passing.
 
     Parameters

@@ -128,17 +128,22 @@ def _glyphs(distance: np.ndarray, boxed: bool, max_height: int):
         if _glyph_shaped(sl, max_height) and share[i] >= min_core_share:
             parts = [(sl, piece)]
         elif share[i] > 0:  # too large or too faint: split along its core
-            sub, _ = ndimage.label(core[sl] & piece)
-            parts = [((slice(sl[0].start + s[0].start, sl[0].start + s[0].stop),
-                       slice(sl[1].start + s[1].start, sl[1].start + s[1].stop)),
-                      sub[s] == j + 1)
-                     for j, s in enumerate(ndimage.find_objects(sub)) if _glyph_shaped(s, max_height)]
+            parts = _core_parts(core[sl] & piece, sl, max_height)
         else:
             parts = []
         for psl, mask in parts:
             boxes.append((psl[0].start, psl[1].start, psl[0].stop, psl[1].stop))
             glyphs[psl][mask] = len(boxes)
     return glyphs, boxes, loose
+
+
+def _core_parts(core: np.ndarray, sl, max_height: int) -> list[tuple]:
+    """Glyph-shaped components of ``core`` (a boolean patch at slice ``sl``): (slice in the
+    window, mask) pairs."""
+    sub, _ = ndimage.label(core)
+    return [((slice(sl[0].start + s[0].start, sl[0].start + s[0].stop),
+              slice(sl[1].start + s[1].start, sl[1].start + s[1].stop)), sub[s] == j + 1)
+            for j, s in enumerate(ndimage.find_objects(sub)) if _glyph_shaped(s, max_height)]
 
 
 def text_lines(boxes: list[tuple]) -> list[tuple[tuple, np.ndarray]]:

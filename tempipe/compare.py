@@ -233,7 +233,7 @@ def compare_populations(particles_a: pd.DataFrame, particles_b: pd.DataFrame, la
                                  "(log p, d, log l_ratio) distributions, standardised units"}
     columns = {name: _dataset_column(sizes[i], labels[i], fractions, name, unit, seed + i,
                                       n_boot) for i, name in enumerate(names)}
-    table = pd.DataFrame(columns, dtype=object)  # counts stay integers beside the sizes
+    table = pd.DataFrame({n: pd.Series(c, dtype=object) for n, c in columns.items()})  # ints kept
     return PopulationComparison(table, fractions, tests, names)
 
 

@@ -26,7 +26,7 @@ from tempipe.crops import crop_masks, crop_particles
 from tempipe.errors import CalibrationError, TempipeError
 from tempipe.features import measure_particles
 from tempipe.io import Micrograph, load_micrograph
-from tempipe.scalebar import ScaleBar, find_scale_bar, scale_bar_exclusion
+from tempipe.scalebar import ScaleBar, find_scale_bar, mask_scale_bar, scale_bar_exclusion
 from tempipe.resim import resim_jaccard
 from tempipe.segment import SegmentParams, segment
 from tempipe.shape_model import ShapeModel, ShapeNetConfig, shipped_model
@@ -164,7 +164,8 @@ def analyze_micrograph(micrograph: Micrograph, pixel_size_nm: float | None = Non
     crop_size = model.input_size if model is not None else ShapeNetConfig().input_size
     bar = find_scale_bar(micrograph.image)
     size_nm, source, note = resolve_scale(micrograph, bar, pixel_size_nm, scale_bar_nm)
-    labels = segment(micrograph.image, params)
+    labels = segment(micrograph.image if bar is None else mask_scale_bar(micrograph.image, bar),
+                     params)  # bar, label and box not segmented
     border, near_bar = _edge_and_bar_ids(labels, bar)
     kept = labels.copy()
     dropped = np.isin(kept, list(border | near_bar))

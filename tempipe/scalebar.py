@@ -1,16 +1,20 @@
 """Find the scale bar drawn on a micrograph and read its label.
 
-A scale bar is a solid, saturated (the image's brightest or darkest level), thin horizontal
-rectangle near the top or bottom edge, with a text label above, below or beside it, often
-inside an opaque box of the other extreme. :func:`find_scale_bar` finds it from the image's
-horizontal runs of saturated pixels: rows whose runs start and end at the same columns
-(within a pixel) stack into a slab, and a slab bounded above and below by other levels,
-long, thin and clear of the image border is a bar (the edge strips of a label box are not).
-Its length is measured to a fraction of a pixel at the half-intensity crossings of its
-ends. The label is the nearest line of same-coloured glyphs
-(:mod:`tempipe._scalebar_label`); Tesseract reads it (:mod:`tempipe._ocr`) when installed.
-:func:`scale_bar_exclusion` gives the region (bar, label and box) whose particles the
-pipeline drops.
+A scale bar is a solid, near-saturated, thin horizontal rectangle near the top or bottom
+edge, with a text label of the same colour above, below or beside it, often inside an
+opaque box of the other colour. :func:`find_scale_bar` finds it from the image's
+horizontal runs of pixels near the brightest or darkest level (within 5 % of the range,
+then within 12 % and 25 % for blurred or grey bars): rows whose runs start and end at the
+same columns (give or take two pixels) stack into a slab, and a slab bounded above and
+below by other levels, long, thin, standing alone (not a letter's stroke) and clear of the
+image border is a candidate; the edge strips of a label box are not. Its length is
+measured to a fraction of a pixel at the half-intensity crossings of its ends. The label
+is the nearest line of same-coloured glyphs (:mod:`tempipe._scalebar_label`); Tesseract
+reads it (:mod:`tempipe._ocr`) when installed. :func:`scale_bar_exclusion` gives the region
+(bar, label and box) whose particles the pipeline drops.
+
+Not handled: bars made of thin one-pixel lines, rulers of ticks, arrows, chequered bars,
+and bars whose text has another colour (the bar is found, the label is not read).
 """
 
 from __future__ import annotations
@@ -49,8 +53,9 @@ MIN_UNLABELLED_FRACTION, MIN_LABEL_GLYPHS, MAX_READ_CANDIDATES = 0.06, 3, 2
 MIN_LOOSE_FRACTION = 0.12
 #: End ticks reach at most TICK_HEIGHT thicknesses or TICK_LENGTH lengths from a bar.
 TICK_HEIGHT, TICK_LENGTH = 4, 0.3
-#: Partly saturated (blurred) rows stepped over at a bar's top and bottom edges.
-RAGGED_ROWS = 2
+#: Partly saturated (blurred) rows stepped over at a bar's top and bottom edges; they
+#: reach within RAGGED_REACH of the bar's length of one of its ends.
+RAGGED_ROWS, RAGGED_REACH = 2, 0.06
 #: Rows of blur (JPEG, resampling) between a bar and the edge of its box.
 BLUR_ROWS = 3
 
@@ -75,7 +80,7 @@ class ScaleBar:
     confidence : float or None
         Tesseract's mean word confidence (0-100) for ``text``.
     color : str
-        ``"white"`` (the image's brightest level) or ``"black"`` bar.
+        ``"white"`` (near the image's brightest level) or ``"black"`` bar.
     """
 
     length_px: float
@@ -138,12 +143,20 @@ def _is_bar(box, mask: np.ndarray) -> bool:
         return False
     top, bottom = r0 - 1, r1
     for _ in range(RAGGED_ROWS):  # step over blurred, partly saturated edge rows
-        top -= top > 0 and mask[top, c0:c1].mean() > MAX_EDGE_FILL
-        bottom += bottom < rows - 1 and mask[bottom, c0:c1].mean() > MAX_EDGE_FILL
+        top -= top > 0 and _ragged(mask[top], c0, c1)
+        bottom += bottom < rows - 1 and _ragged(mask[bottom], c0, c1)
     if not (mask[top, c0:c1].mean() <= MAX_EDGE_FILL
             and mask[bottom, c0:c1].mean() <= MAX_EDGE_FILL):
         return False
     return _stands_alone(box, mask)
+
+
+def _ragged(row: np.ndarray, c0: int, c1: int) -> bool:
+    """Whether a row along a bar's edge is one of its blurred rows: mostly saturated and
+    reaching one of its ends (the rounded ends of a rod fall short of both)."""
+    reach = max(END_TOLERANCE_PX + 2, int(RAGGED_REACH * (c1 - c0)))
+    return bool(row[c0:c1].mean() > MAX_EDGE_FILL
+                and (row[c0:c0 + reach].any() or row[c1 - reach:c1].any()))
 
 
 def _stands_alone(box, mask: np.ndarray) -> bool:
@@ -252,15 +265,16 @@ def find_scale_bar(image: np.ndarray, *, read_label: bool = True) -> ScaleBar | 
     ``MIN_LOOSE_FRACTION`` long with a label of ``MIN_LABEL_GLYPHS`` glyphs, is sure: the
     longest sure bar with a text label wins, else the longest without. A shorter candidate
     (a short bar, or a letter's stroke, a rod's dark core...) counts only when its label
-    reads as a value, so it needs Tesseract.
+    reads as a value, or, if strictly saturated, as "<number><unit>" at least; when the
+    label cannot be read (``read_label=False`` or no Tesseract), the longest strictly
+    saturated one with a label counts.
 
     Parameters
     ----------
     image : (M, N) ndarray
         Grey micrograph, any real dtype.
     read_label : bool
-        Read the label with Tesseract (when installed); False skips OCR (and the
-        candidates that need it).
+        Read the label with Tesseract (when installed); False skips OCR.
 
     Returns
     -------
@@ -297,18 +311,31 @@ def find_scale_bar(image: np.ndarray, *, read_label: bool = True) -> ScaleBar | 
         if long_enough and (strict or label.n_glyphs >= MIN_LABEL_GLYPHS):
             sure.append((texted, length, box, color, label))
         elif texted and label.n_glyphs >= MIN_LABEL_GLYPHS:
-            unsure.append((length, box, color, label))
+            unsure.append((length, box, color, label, strict))
+    return _choose(image, sure, unsure, read_label)
+
+
+def _choose(image: np.ndarray, sure: list, unsure: list, read_label: bool) -> ScaleBar | None:
+    """The bar among the candidates, by the rules of :func:`find_scale_bar`."""
     labelled = [c for c in sure if c[0]]
     if labelled:
         _, _, box, color, label = max(labelled, key=lambda c: c[1])
-        if not read_label:
-            label = replace(label, crop=None)
-        return _with_reading(image, box, color, label)
+        return _with_reading(image, box, color,
+                             label if read_label else replace(label, crop=None))
+    unsure.sort(key=lambda c: -c[0])
     if read_label and _ocr.tesseract_available():
-        for _, box, color, label in sorted(unsure, key=lambda c: -c[0])[:MAX_READ_CANDIDATES]:
+        worded = None  # a strict short bar whose label reads as "<number><unit>"
+        for _, box, color, label, strict in unsure[:MAX_READ_CANDIDATES]:
             bar = _with_reading(image, box, color, label)
             if bar.value_nm is not None:
                 return bar
+            if strict and worded is None and _ocr.looks_like_label(bar.text or ""):
+                worded = bar
+        if worded is not None:
+            return worded
+    elif any(strict for *_, strict in unsure):  # cannot read: a short labelled bar will do
+        _, box, color, label, _ = next(c for c in unsure if c[-1])
+        return _with_reading(image, box, color, replace(label, crop=None))
     if sure:
         _, _, box, color, label = max(sure, key=lambda c: c[1])
         return _with_reading(image, box, color, replace(label, crop=None))
@@ -331,13 +358,40 @@ def scale_bar_exclusion(bar: ScaleBar, shape: tuple[int, int]) -> tuple[int, int
         label box grown by the bar's thickness when the label was found, else the bar with
         room for a label above, below and beside it.
     """
-    min_row, min_col, max_row, max_col = bar.bbox
-    thick = max_row - min_row
+    thick = bar.bbox[2] - bar.bbox[0]
     if bar.label_bbox is not None:
-        (min_row, min_col, max_row, max_col), pad_rows = bar.label_bbox, thick
-        pad_cols = thick
+        (min_row, min_col, max_row, max_col), pad_rows, pad_cols = bar.label_bbox, thick, thick
     else:
+        min_row, min_col, max_row, max_col = bar.bbox
         pad_rows = int(round(max(4 * thick, 0.25 * bar.length_px)))
         pad_cols = int(round(0.35 * bar.length_px))
     return (max(0, min_row - pad_rows), max(0, min_col - pad_cols),
             min(shape[0], max_row + pad_rows), min(shape[1], max_col + pad_cols))
+
+
+def mask_scale_bar(image: np.ndarray, bar: ScaleBar) -> np.ndarray:
+    """A copy of ``image`` with the bar's exclusion region filled with the median of the
+    pixels around it, so that segmentation sees no bar, text or box.
+
+    Parameters
+    ----------
+    image : (M, N) ndarray
+    bar : ScaleBar
+
+    Returns
+    -------
+    (M, N) float32 ndarray
+
+    Examples
+    --------
+    >>> img = np.full((200, 300), 0.5); img[180:184, 200:260] = 1.0
+    >>> bool(mask_scale_bar(img, find_scale_bar(img, read_label=False)).max() == 0.5)
+    True
+    """
+    out = np.array(image, dtype=np.float32)
+    r0, c0, r1, c1 = scale_bar_exclusion(bar, out.shape)
+    ring = out[max(0, r0 - 2):r1 + 2, max(0, c0 - 2):c1 + 2].copy()
+    ring[r0 - max(0, r0 - 2):r1 - max(0, r0 - 2), c0 - max(0, c0 - 2):c1 - max(0, c0 - 2)] = np.nan
+    fill = np.nanmedian(ring) if np.isfinite(ring).any() else np.median(out)
+    out[r0:r1, c0:c1] = fill
+    return out

@@ -166,7 +166,8 @@ def estimate_particle_radius(binary) -> float:
 def detect_polarity(image) -> str:
     """Whether particles are "dark" or "bright" relative to the background.
 
-    Votes with the curvature of the strongest edges at three scales: particle outlines
+    Votes with the curvature of the strongest edges at three scales (after filling in the
+    figure's data bar, label boxes and solid scale bars): particle outlines
     are convex seen from the particle side. This does not flip when particles cover
     most of the field, nor on a textured background whose gradients are weaker than the
     particle edges. Ties (no edges) answer "dark", the bright-field TEM case.
@@ -189,6 +190,7 @@ def detect_polarity(image) -> str:
     ('dark', 'bright')
     """
     arr = _check_image(image)
+    arr = annotations.fill_from_outside(arr, annotations.annotation_mask(arr))
     norm = steps.normalize(arr, SegmentParams().normalize_percentiles)
     if norm is None:
         return "dark"
@@ -265,7 +267,7 @@ def _segment_filled(arr, params) -> SegmentDetails:
     sigma = _denoise_sigma(radius, params)
     processed = _enhance(norm, background, factor, radius, sigma, params)
     threshold = _threshold(processed, params.threshold_method)
-    if _signal_to_noise(arr, polarity, sigma / factor) < params.min_contrast:     # blank field
+    if _signal_to_noise(arr, polarity, sigma / factor, params) < params.min_contrast:
         return _empty(arr.shape, polarity, processed, threshold)
     ratio, separation = steps.contrast_ratio(processed, threshold)
     threshold += params.threshold_offset * separation
@@ -326,14 +328,14 @@ def _flatten(coarse, factor, params) -> tuple[np.ndarray, float] | None:
     return (background, radius) if np.isfinite(radius) else None
 
 
-def _signal_to_noise(arr, polarity, sigma_coarse) -> float:
+def _signal_to_noise(arr, polarity, sigma_coarse, params) -> float:
     """Particle-background separation over the smoothed pixel noise (see _segment_noise),
     on the coarse view of the image scaled but not clipped (clipping would bend a ramp)."""
     coarse = steps.coarse_view(arr.astype(np.float32, copy=False))[0]
     if min(coarse.shape) >= 2 * SNR_MIN_SIDE_PX:       # a quarter of the pixels will do
         coarse, sigma_coarse = steps.block_mean(coarse, 2), sigma_coarse / 2
     step = max(1, int(np.sqrt(coarse.size / steps.THRESHOLD_SAMPLES)))
-    low, high = np.percentile(coarse[::step, ::step], SegmentParams().normalize_percentiles)
+    low, high = np.percentile(coarse[::step, ::step], params.normalize_percentiles)
     coarse = (coarse - low) / max(high - low, 1e-12)
     if polarity == "dark":
         coarse = 1.0 - coarse

@@ -1,31 +1,189 @@
-"""Scale-bar finding on drawn bars of known length."""
+"""Scale-bar finding and label reading on drawn bars of known length and value."""
+
+import shutil
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
 
+from tempipe import _ocr
 from tempipe.errors import ParameterError
-from tempipe.scalebar import find_scale_bar
+from tempipe.scalebar import (ScaleBar, find_scale_bar, mask_scale_bar,
+                              scale_bar_exclusion)
 from tempipe.simulate import draw_scale_bar, simulate_micrograph
 
-
-@pytest.mark.parametrize("corner", ["bottom-right", "bottom-left", "top-left", "top-right"])
-@pytest.mark.parametrize("color", ["white", "black"])
-def test_drawn_bar_length_is_exact(corner, color):
-    base = simulate_micrograph((512, 512), n_particles=30, rng=11).image
-    image, truth = draw_scale_bar(base, 0.5, corner=corner, color=color, rng=1)
-    bar = find_scale_bar(image)
-    assert bar is not None
-    assert bar.length_px == pytest.approx(truth.length_px, abs=2)
-    assert bar.bbox[0] >= truth.label_bbox[0] - 1 and bar.bbox[2] <= truth.label_bbox[2] + 1
+FONTS = "/usr/share/fonts/truetype/dejavu/"
+needs_tesseract = pytest.mark.skipif(not _ocr.tesseract_available(),
+                                     reason="Tesseract (tesseract-ocr + pytesseract) absent")
 
 
-def test_no_bar_on_plain_fields():
-    found = [find_scale_bar(simulate_micrograph((512, 512), n_particles=40, rng=s).image)
-             for s in range(5)]
-    assert found == [None] * 5
+@pytest.fixture(scope="module")
+def fields():
+    """Bar-less fields: dark particles (TEM) and bright particles (SEM/HAADF)."""
+    return {p: simulate_micrograph((512, 512), n_particles=30, polarity=p, rng=11).image
+            for p in ("dark", "bright")}
 
 
-@pytest.mark.parametrize("bad", [np.zeros((3, 4, 5)), np.array([["a"]])])
+def _overlap(a, b) -> float:
+    """Intersection over union of two (min_row, min_col, max_row, max_col) boxes."""
+    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    area = lambda q: (q[2] - q[0]) * (q[3] - q[1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+@pytest.mark.parametrize("polarity", ["dark", "bright"])
+@pytest.mark.parametrize("corner, color, box, position, font", [
+    ("bottom-right", "white", False, "above", "DejaVuSans.ttf"),
+    ("bottom-left", "black", True, "below", "DejaVuSerif.ttf"),
+    ("top-left", "white", True, "beside", "DejaVuSansMono-Bold.ttf"),
+    ("top-right", "black", False, "beside", "DejaVuSansCondensed.ttf"),
+    ("bottom-right", "black", True, "above", "DejaVuSerif-Bold.ttf"),
+    ("top-left", "white", False, "below", "DejaVuSans-Bold.ttf"),
+])
+def test_drawn_bar_length_and_label_box(fields, polarity, corner, color, box, position, font):
+    image, truth = draw_scale_bar(fields[polarity], 0.5, corner=corner, color=color, box=box,
+                                  text_position=position, font_path=FONTS + font, rng=1)
+    bar = find_scale_bar(image, read_label=False)
+    assert bar is not None and bar.color == color
+    assert bar.length_px == pytest.approx(truth.length_px, abs=0.5)
+    assert bar.bbox == truth.bar_bbox
+    assert _overlap(bar.label_bbox, truth.label_bbox) >= 0.85
+
+
+@pytest.mark.parametrize("side, share", [(512, 0.05), (512, 0.3), (2048, 0.05), (2048, 0.3)])
+def test_short_and_long_bars_on_small_and_large_images(side, share):
+    base = np.random.default_rng(2).normal(0.7, 0.05, (side, side)).astype(np.float32)
+    length = int(share * side)
+    image, truth = draw_scale_bar(base, 2.0, length_nm=2.0 * length, box=side == 2048,
+                                  color="black", rng=3)
+    bar = find_scale_bar(image, read_label=False)
+    assert bar is not None and abs(bar.length_px - truth.length_px) <= 0.5
+
+
+def test_blurred_bar_measured_between_half_intensity_edges(fields):
+    image, truth = draw_scale_bar(fields["dark"], 0.5, color="black", box=True, rng=4)
+    bar = find_scale_bar(ndimage.gaussian_filter(image, 1.0), read_label=False)
+    assert bar is not None and bar.length_px == pytest.approx(truth.length_px, abs=1.0)
+
+
+def test_box_edge_is_not_taken_for_the_bar(fields):
+    """Text wider than the bar: the box's edge strips are longer than the bar itself."""
+    image, truth = draw_scale_bar(fields["bright"], 0.5, length_nm=30, box=True,
+                                  color="black", text_position="below", text="10000.0 nm",
+                                  font_size=20)
+    bar = find_scale_bar(image, read_label=False)
+    assert bar.bbox == truth.bar_bbox and bar.label_bbox == truth.label_bbox
+
+
+@pytest.mark.parametrize("polarity", ["dark", "bright"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_bar_on_plain_fields(polarity, seed):
+    image = simulate_micrograph((512, 512), n_particles=40, polarity=polarity, rng=seed).image
+    assert find_scale_bar(image) is None
+
+
+def _saturated_shapes() -> np.ndarray:
+    """Saturated particles with straight edges: cubes cut by the border, a rod (a
+    superellipse of exponent 4: a perfectly square-ended saturated rod would be a bar),
+    and a panel letter with horizontal strokes, on a noisy background."""
+    image = np.random.default_rng(5).normal(0.55, 0.04, (400, 500))
+    image[360:400, 100:260] = 0.0                               # cube cut by the bottom edge
+    image[:30, 300:460] = 1.0                                   # cube cut by the top edge
+    rows, cols = np.mgrid[:400, :500]
+    rod = ((cols - 250) / 70.0) ** 4 + ((rows - 330) / 9.0) ** 4 <= 1   # horizontal rod
+    image[rod] = 0.0
+    canvas = Image.new("L", (120, 90), 0)
+    ImageDraw.Draw(canvas).text((5, 0), "B", fill=255,
+                                font=ImageFont.truetype(FONTS + "DejaVuSans-Bold.ttf", 80))
+    letter = np.asarray(canvas) > 127
+    image[300:390, 380:500][letter] = 1.0
+    return image
+
+
+def test_no_bar_on_straight_particle_edges_rods_and_letters():
+    assert find_scale_bar(_saturated_shapes()) is None
+
+
+@pytest.mark.parametrize("bad", [np.zeros((3, 4, 5)), np.array([["a"]]),
+                                 np.zeros((4, 4), dtype=complex)])
 def test_bad_input(bad):
     with pytest.raises(ParameterError, match="2-D numeric image"):
         find_scale_bar(bad)
+
+
+def test_non_finite_pixels_do_not_hide_the_bar(fields):
+    image, truth = draw_scale_bar(fields["dark"], 0.5, rng=6)
+    image[:5, :5], image[10, 10] = np.nan, np.inf
+    assert find_scale_bar(image, read_label=False).length_px == pytest.approx(truth.length_px,
+                                                                             abs=0.5)
+
+
+def test_exclusion_covers_label_and_masking_removes_it(fields):
+    image, truth = draw_scale_bar(fields["dark"], 0.5, color="black", text_position="beside",
+                                  rng=7)
+    bar = find_scale_bar(image, read_label=False)
+    r0, c0, r1, c1 = scale_bar_exclusion(bar, image.shape)
+    t0, s0, t1, s1 = truth.label_bbox
+    assert r0 <= t0 and c0 <= s0 and r1 >= t1 and c1 >= s1
+    masked = mask_scale_bar(image, bar)
+    assert find_scale_bar(masked, read_label=False) is None
+    outside = np.ones(image.shape, bool)
+    outside[r0:r1, c0:c1] = False
+    assert np.array_equal(masked[outside], image[outside])
+    assert np.ptp(masked[r0:r1, c0:c1]) == 0
+
+
+def test_exclusion_without_label_leaves_room_around_the_bar():
+    bar = ScaleBar(100.0, (480, 300, 484, 400))
+    r0, c0, r1, c1 = scale_bar_exclusion(bar, (500, 500))
+    assert (r0, r1) == (455, 500) and (c0, c1) == (265, 435)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("0,5 um", (0.5, "um")), ("100.0nm", (100.0, "nm")), ("5A", (5.0, "a")),
+    ("—20 nm.", (20.0, "nm")), ("O.5 pm", (0.5, "pm")), ("20:0 nm", (20.0, "nm")),
+    ("Inm", (1.0, "nm")), ("05um", None), ("nm", None), ("20", None), ("1 0rn", None),
+])
+def test_parse_label(text, expected):
+    assert _ocr.parse_label(text) == expected
+
+
+@pytest.mark.parametrize("number, expected", [(1, True), (0.5, True), (250, True),
+                                              (300, True), (1e4, True), (0.2, True),
+                                              (6.5, False), (90, False), (1006, False),
+                                              (0.11, False), (400, False)])
+def test_round_values_only(number, expected):
+    assert _ocr.is_round(number) is expected
+
+
+@needs_tesseract
+@pytest.mark.parametrize("text, font, value_nm", [
+    ("0.5 µm", "DejaVuSans.ttf", 500.0),
+    ("100.0nm", "DejaVuSerif.ttf", 100.0),
+    ("2 µm", "DejaVuSerif-Bold.ttf", 2000.0),
+    ("5 Å", "DejaVuSans-Bold.ttf", 0.5),
+    ("500 pm", "DejaVuSans.ttf", 0.5),
+    ("20 nm", "DejaVuSansMono.ttf", 20.0),
+])
+def test_label_value_is_read(fields, text, font, value_nm):
+    image, _ = draw_scale_bar(fields["dark"], 0.5, length_nm=50, text=text, box=True,
+                              font_path=FONTS + font)
+    bar = find_scale_bar(image)
+    assert bar.value_nm == pytest.approx(value_nm) and bar.text
+
+
+@needs_tesseract
+def test_unround_or_garbled_labels_are_left_to_the_user(fields):
+    for text in ("37 nm", "x7 qz"):
+        image, _ = draw_scale_bar(fields["dark"], 0.5, length_nm=50, text=text, box=True)
+        bar = find_scale_bar(image)
+        assert bar is not None and bar.value_nm is None and bar.length_px == 100
+
+
+def test_without_tesseract_the_value_is_none(fields, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    image, truth = draw_scale_bar(fields["dark"], 0.5, text="20 nm", box=True)
+    bar = find_scale_bar(image)
+    assert bar.value_nm is None and bar.text is None
+    assert bar.length_px == truth.length_px and bar.label_bbox == truth.label_bbox

@@ -1,9 +1,9 @@
 """tempipe.segment on real micrographs: 20 EMPS figures, against the plain baseline.
 
 The images are a fixed random draw from the validation half of the split in
-``bench/bench_real_micrographs.py`` (never looked at while tuning). With default parameters,
-tempipe's pooled F1 at IoU >= 0.5 was 0.42 against the baseline's 0.22 on them
-(2026-11-25); the test asserts a margin of 0.10, the issue's target. Skips when
+``bench/bench_real_micrographs.py`` (never looked at while tuning). With default
+parameters, tempipe's pooled F1 at IoU >= 0.5 was 0.42 against the baseline's 0.22 on
+them (2026-11-25); the test asserts a margin of 0.10, the issue's target. Skips when
 ``../shared/data/emps-train`` is absent.
 """
 
