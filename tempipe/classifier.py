@@ -29,7 +29,7 @@ from sklearn.svm import SVC
 
 from tempipe.errors import ParameterError
 from tempipe.groupstats import _check_labels, _check_table
-from tempipe.population import FEATURE_SETS, _subsample, feature_table, has_cnn, seed_of
+from tempipe.shape_features import FEATURE_SETS, feature_table, has_cnn, seed_of, random_subset
 
 KERNELS: tuple[str, ...] = ("rbf", "linear", "poly")
 
@@ -223,10 +223,10 @@ def train_classifier(particles: pd.DataFrame, labels, rng=0, *, feature_set: str
         X, y, test_size=params.test_fraction, stratify=y, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # folds larger than a tiny group
-        sub = _subsample(len(X_train), params.search_max, seed)
+        sub = random_subset(len(X_train), params.search_max, seed)
         best, n_trials = _search(X_train[sub], y_train[sub], seed, params)
         model = _svm(best["kernel"], best["C"], best["gamma"], X.shape[1])
-        cv_sub = _subsample(len(X_train), params.cv_max, seed + 1)
+        cv_sub = random_subset(len(X_train), params.cv_max, seed + 1)
         folds = StratifiedKFold(max(2, min(params.cv_folds, _min_count(y_train[cv_sub]))),
                                 shuffle=True, random_state=seed)
         cv = cross_val_score(model, X_train[cv_sub], y_train[cv_sub], cv=folds)

@@ -23,7 +23,7 @@ from sklearn.decomposition import PCA
 from tempipe.errors import ParameterError
 from tempipe.features import FEATURES
 from tempipe.groupstats import _check_labels, _check_table, size_column
-from tempipe.population import _subsample, has_cnn, seed_of, standardized_features
+from tempipe.shape_features import has_cnn, random_subset, seed_of, standardized_features
 
 #: One colour per group (group g -> PALETTE[(g - 1) % len]); grey for 0 (not grouped).
 PALETTE: tuple[str, ...] = tuple(qualitative.D3)
@@ -85,7 +85,7 @@ def scatter_3d(particles: pd.DataFrame, labels, *, max_points: int = 20000, rng=
     if missing:
         raise ParameterError(f"the 3-D scatter needs the CNN columns, missing {missing}; "
                              "analyse the images with the shape model.")
-    keep = _subsample(len(particles), max_points, seed_of(rng))
+    keep = random_subset(len(particles), max_points, seed_of(rng))
     sub, lab = particles.iloc[keep], labels[keep]
     fig = go.Figure([go.Scatter3d(
         x=sub["p"][lab == g], y=sub["d"][lab == g], z=sub["l_ratio"][lab == g],
@@ -143,7 +143,7 @@ def dendrogram(particles: pd.DataFrame, labels=None, *, feature_set: str | None 
     X, valid, _ = standardized_features(particles, _default_set(particles, feature_set))
     if len(X) < 3:
         raise ParameterError("the dendrogram needs at least 3 particles.")
-    sub = _subsample(len(X), subsample, seed_of(rng))
+    sub = random_subset(len(X), subsample, seed_of(rng))
     tree = linkage(X[sub], "ward")
     info = scipy_dendrogram(tree, truncate_mode="lastp", p=max_leaves, no_plot=True)
     fig = go.Figure()
@@ -181,7 +181,7 @@ def parallel_coordinates(particles: pd.DataFrame, labels, columns=None, *,
     missing = [c for c in columns if c not in particles]
     if missing or not columns:
         raise ParameterError(f"columns {missing or columns!r} are not in the particle table.")
-    keep = _subsample(len(particles), max_lines, seed_of(rng))
+    keep = random_subset(len(particles), max_lines, seed_of(rng))
     sub, lab = particles.iloc[keep], labels[keep]
     top = max(groups)
     scale = [[i / max(top, 1), group_color(i)] for i in range(0, top + 1)]

@@ -21,7 +21,7 @@ from skimage.transform import resize
 
 from tempipe.errors import ParameterError
 from tempipe.figures import group_color
-from tempipe.population import seed_of
+from tempipe.shape_features import seed_of
 
 #: Crop value shown at full darkness (crops hold ~1 inside a particle, up to 2).
 _FULL_SCALE = 1.5
