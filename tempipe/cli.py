@@ -9,6 +9,11 @@
     Only write a demo batch (calibrated TIFFs and their truth tables).
 ``tempipe train [--out models/shape_cnn.pt]``
     Train the shape CNN from scratch on simulated particles; write weights, card, diagnostics.
+``tempipe report SOURCE --out DIR`` (or ``--demo NAME``)
+    One dataset's report: shape groups, classifier, figures (``report.html``, ``report.zip``);
+    SOURCE is an ``analyze`` output folder, its ``particles.parquet`` or micrographs.
+``tempipe compare A B --out DIR`` (or ``--demo``)
+    Two datasets side by side: the groups of A label B; tests, fractions, one HTML page.
 """
 
 from __future__ import annotations
@@ -175,6 +180,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``tempipe`` command."""
+    from tempipe._cli_report import add_parser as add_report_parser
     from tempipe.fit import TrainConfig
     from tempipe.shape_model import DEFAULT_WEIGHTS
     from tempipe.simulate import DEMO_BATCHES
@@ -219,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     compare.add_argument("--seed", type=int, default=0, help="seed of clustering and classifier")
     compare.set_defaults(func=_cmd_compare)
+    add_report_parser(sub)
     return parser
 
 

@@ -229,7 +229,7 @@ def write_comparison(result: DatasetComparison, out_dir, *, files: dict | None =
     list of Path
         The four files written. The HTML page opens offline (plotly.js embedded once).
     """
-    from tempipe.report import build_html_report, sha256_bytes
+    from tempipe.report import build_html_report, input_files
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -238,9 +238,7 @@ def write_comparison(result: DatasetComparison, out_dir, *, files: dict | None =
     comp.fractions.to_csv(out / "fractions.csv")
     comp.tests.to_csv(out / "tests.csv", index=False)
     if files:
-        inputs = pd.DataFrame([{"dataset": name, "image": Path(f).name,
-                                "sha256": sha256_bytes(Path(f).read_bytes())}
-                               for name, paths in files.items() for f in paths])
+        inputs = input_files(files)
     else:
         inputs = pd.DataFrame([{"dataset": name, "image": image, "sha256": "not recorded "
                                 "(read from a particle table)"}

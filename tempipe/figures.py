@@ -308,3 +308,13 @@ def group_fractions(fractions: pd.DataFrame) -> go.Figure:
                       xaxis_title="shape group", yaxis_title="fraction of particles (1)",
                       yaxis_tickformat=".0%")
     return fig
+
+
+def size_histogram(particles: pd.DataFrame) -> go.Figure:
+    """Histogram of the major axis length (nm when calibrated, else px)."""
+    col = size_column(particles)
+    unit = col.rsplit("_", 1)[1]
+    fig = go.Figure(go.Histogram(x=particles[col], nbinsx=40, marker_color="#1f77b4"))
+    fig.update_layout(title="Size distribution (major axis length)",
+                      xaxis_title=f"major axis length ({unit})", yaxis_title="particles (count)")
+    return fig

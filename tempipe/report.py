@@ -21,6 +21,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -64,6 +65,24 @@ class ReportSection:
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of some bytes (the fingerprint of an input file)."""
     return hashlib.sha256(bytes(data)).hexdigest()
+
+
+def input_files(files: dict) -> pd.DataFrame:
+    """Input-file table of a report: ``dataset, image, sha256`` for each file.
+
+    ``files`` maps a dataset name to its micrograph paths; files are hashed in 1 MiB
+    blocks (never read whole into memory).
+    """
+    rows = []
+    for name, paths in files.items():
+        for path in paths:
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            rows.append({"dataset": name, "image": Path(path).name,
+                         "sha256": digest.hexdigest()})
+    return pd.DataFrame(rows, columns=["dataset", "image", "sha256"])
 
 
 def slug(text: str) -> str:

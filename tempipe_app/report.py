@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from tempipe.errors import TempipeError
+from tempipe.dataset_report import SHAPE_COLUMNS, overview_section
 from tempipe.figures import confusion_matrix, size_comparison
 from tempipe.figures_montage import group_montage
 from tempipe.population import group_feature_statistics, population_table, size_column
@@ -54,35 +54,13 @@ def inputs_frame(*datasets: Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def size_histogram(particles: pd.DataFrame) -> go.Figure:
-    col = size_column(particles)
-    unit = col.rsplit("_", 1)[1]
-    fig = go.Figure(go.Histogram(x=particles[col], nbinsx=40, marker_color="#1f77b4"))
-    fig.update_layout(title="Size distribution (major axis length)",
-                      xaxis_title=f"major axis length ({unit})", yaxis_title="particles (count)")
-    return fig
-
-
 def _overview(ds: Dataset, particles: pd.DataFrame, info: dict) -> ReportSection:
-    overall = info["overall"]
-    size = overall["major_axis"]
-    text = (f"Dataset {ds.name} ({ds.source}): {overall['n_images']} image(s) analysed, "
-            f"{overall['n_failed']} failed, {overall['n_particles']} particles kept.")
-    if size.get("mean_nm") is not None:
-        text += (f" Mean size (major axis) {size['mean_nm']:.2f} ± {size['sd_nm']:.2f} nm, "
-                 f"σ/d̄ = {size['sigma_over_mean']:.2f}.")
-    if overall.get("note"):
-        text += "\n\n" + overall["note"]
-    tables = {"Images": analysis.images_table(ds)}
-    if len(failures_frame(ds)):
-        tables["Failures"] = failures_frame(ds)
-    return ReportSection(f"{ds.name}: overview", text,
-                         {"Size distribution": size_histogram(particles)}, tables)
+    return overview_section(ds.name, info, particles, analysis.images_table(ds),
+                            failures_frame(ds))
 
 
 def _shape_section(ds: Dataset, particles: pd.DataFrame) -> ReportSection:
-    cols = ["p", "d", "l_ratio", "resim_jaccard", "p_std", "d_std", "l_ratio_std"]
-    stats = particles[[c for c in cols if c in particles]].describe().T
+    stats = particles[[c for c in SHAPE_COLUMNS if c in particles]].describe().T
     text = (f"Shape CNN predictions for {len(particles)} particles; "
             f"{int(particles['uncertain'].sum())} flagged uncertain by the filter "
             f"{asdict(ds.shape_filter)}.")
