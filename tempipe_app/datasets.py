@@ -56,7 +56,8 @@ def load_demo(n_images: int, progress_text: str = "Preparing the demo") -> list[
 
 def _is_image_name(name: str) -> bool:
     path = PurePosixPath(name)
-    hidden = any(part.startswith(".") or part == "__MACOSX" for part in path.parts)
+    hidden = any((part.startswith(".") and part not in (".", ".."))  # "../x.png" is kept
+                 or part == "__MACOSX" for part in path.parts)  # (only its name is used)
     return not hidden and path.suffix.lower() in SUPPORTED_SUFFIXES
 
 
