@@ -3,11 +3,12 @@
 import pandas as pd
 import streamlit as st
 
-from tempipe.errors import ParameterError
-from tempipe_app import analysis, common, state
+from tempipe.errors import ParameterError, TempipeError
+from tempipe_app import analysis, common, state, stored
 from tempipe_app import datasets as helpers
 
 UPLOAD_ROUND = "upload_round"
+CONFIRM = "confirm_delete_saved"
 
 
 def demo_section() -> None:
@@ -96,22 +97,43 @@ def upload_section() -> None:
         st.rerun()
 
 
+def save(ds) -> None:
+    try:
+        with st.spinner(f"Saving {ds.name} into the store"):
+            ref, written = stored.save(ds)
+    except TempipeError as exc:
+        st.error(str(exc))
+        return
+    st.session_state["created_message"] = (
+        f"**{ds.name}** saved as **{ref.name} v{ref.version}** ({written} image(s) written"
+        + (", the others were saved before" if written < len(ds.images) else "")
+        + "). Reopen it from **Saved datasets** in any session.")
+    st.rerun()
+
+
 def stored_section() -> None:
     st.subheader("Datasets in this session")
-    st.caption("Datasets last for this browser session only (kept in memory for this tab; "
-               "another tab or browser starts empty). Download a report to keep results.")
+    st.caption("Datasets in this list last as long as this browser tab. **Save** keeps one "
+               "in the store on this computer, to reopen in any session.")
     if not state.store():
         st.write("None yet.")
         return
     st.dataframe(helpers.datasets_table(), hide_index=True, width="stretch")
     for ds in list(state.store().values()):
-        cols = st.columns([3, 1, 3, 1], vertical_alignment="center")
+        cols = st.columns([3, 1, 1, 3, 1], vertical_alignment="center")
         active = " (open)" if state.active() is ds else ""
-        cols[0].markdown(f"**{ds.name}**{active} · {len(ds.images)} image(s) · {ds.source}")
+        saved = (f" · saved as {ds.saved_as}"
+                 if ds.saved_as and ds.source != f"store: {ds.saved_as}" else "")
+        cols[0].markdown(f"**{ds.name}**{active} · {len(ds.images)} image(s) · "
+                         f"{ds.source}{saved}")
         if cols[1].button("Open", key=f"open_{ds.uid}"):
             state.set_active(ds.name)
             st.switch_page("pages/segmentation.py")
-        new = cols[2].text_input("Rename", value=ds.name, key=f"rename_{ds.uid}",
+        if cols[2].button("Save", key=f"save_{ds.uid}", disabled=not ds.segmented,
+                          help="Keep this dataset in the store on this computer." if
+                          ds.segmented else "Apply the segmentation to the batch first."):
+            save(ds)
+        new = cols[3].text_input("Rename", value=ds.name, key=f"rename_{ds.uid}",
                                  label_visibility="collapsed",
                                  help="Type a new name and press Enter to rename.")
         if new != ds.name:
@@ -119,14 +141,48 @@ def stored_section() -> None:
                 state.rename(ds.name, new)
                 st.rerun()
             except ParameterError as exc:
-                cols[2].error(str(exc))
-        if cols[3].button("Delete", key=f"delete_{ds.uid}"):
+                cols[3].error(str(exc))
+        if cols[4].button("Delete", key=f"delete_{ds.uid}"):
             state.delete(ds.name)
             st.rerun()
     failed = [dict(dataset=d.name, **p) for d in state.store().values() for p in d.unreadable]
     if failed:
         with st.expander(f"{len(failed)} uploaded file(s) could not be read"):
             st.dataframe(pd.DataFrame(failed), hide_index=True, width="stretch")
+
+
+def saved_section() -> None:
+    st.subheader("Saved datasets")
+    table = stored.stored_table()
+    st.caption(f"Kept in the store {stored.store().path} (set TEMPIPE_HOME to move it); "
+               "`tempipe analyze` stores its batches here too.")
+    if table.empty:
+        st.write("No saved datasets yet.")
+        return
+    st.dataframe(table, hide_index=True, width="stretch")
+    for row in table.itertuples():
+        key = f"{row.name}|v{row.version}"
+        cols = st.columns([4, 1, 1], vertical_alignment="center")
+        cols[0].markdown(f"**{row.name}** v{row.version} · {row.images} image(s) · "
+                         f"{row.particles} particles · {row.status}")
+        if cols[1].button("Reopen", key=f"reopen_{key}"):
+            try:
+                ds = stored.reopen(row.name, row.version)
+            except TempipeError as exc:
+                cols[0].error(str(exc))
+                continue
+            st.session_state["created_message"] = (
+                f"Reopened **{ds.name}**: {len(ds.images)} image(s), "
+                f"{len(analysis.particle_table(ds))} particles, as stored.")
+            st.rerun()
+        if cols[2].button("Delete", key=f"delete_saved_{key}"):
+            st.session_state[CONFIRM] = key
+        if st.session_state.get(CONFIRM) == key:
+            cols[0].warning(f"Delete **{row.name}** v{row.version} from the store for good?")
+            if cols[1].button("Yes, delete", key=f"confirm_delete_saved_{key}", type="primary"):
+                stored.delete(row.name, row.version)
+                st.session_state.pop(CONFIRM, None)
+                st.rerun()
 
 
 with common.page_guard():
@@ -138,3 +194,5 @@ with common.page_guard():
     upload_section()
     st.divider()
     stored_section()
+    st.divider()
+    saved_section()

@@ -1,8 +1,11 @@
 """The ``tempipe`` command line.
 
-``tempipe analyze PATH... --out DIR [--pixel-size-nm X | --scale-bar-nm V]``
-    Analyse micrographs (files or folders) and write ``particles.csv``,
-    ``particles.parquet`` and ``summary.json`` into DIR.
+``tempipe analyze PATH... [--out DIR] [--pixel-size-nm X | --scale-bar-nm V]``
+    Analyse micrographs (files or folders) on every core (``--jobs N``; ``--scheduler
+    ADDRESS`` or ``$TEMPIPE_SCHEDULER``: on a Dask cluster), store each image's results in
+    the dataset store (``--dataset NAME``, default the folder's name; ``--store PATH``;
+    ``--no-store``; run again to resume an interrupted batch) and write
+    ``particles.csv``, ``particles.parquet`` and ``summary.json`` into DIR.
 ``tempipe analyze --demo hot-injection --out DIR``
     Write the built-in demo batch into ``DIR/images`` and analyse it.
 ``tempipe simulate --demo larp --out DIR``
@@ -14,6 +17,9 @@
     SOURCE is an ``analyze`` output folder, its ``particles.parquet`` or micrographs.
 ``tempipe compare A B --out DIR`` (or ``--demo``)
     Two datasets side by side: the groups of A label B; tests, fractions, one HTML page.
+``tempipe datasets list | show NAME | export NAME --out DIR | delete NAME [--version N]``
+    The dataset store (:mod:`tempipe.store`): what is stored, one dataset's parameters and
+    images, its particle tables and summary, deleting a dataset or one version.
 """
 
 from __future__ import annotations
@@ -72,9 +78,10 @@ def _print_summary(summary: dict, out: Path) -> None:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from tempipe._cli_datasets import analyze_into_store, check_out
     from tempipe.pipeline import analyze_batch
 
-    out = Path(args.out)
+    out = check_out(args)
     if args.demo:
         from tempipe.simulate import write_demo_batch
 
@@ -83,6 +90,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         paths = _expand(args.paths)
     else:
         raise TempipeError("Give micrograph files or folders to analyse, or --demo NAME.")
+    if not args.no_store:
+        return analyze_into_store(args, paths, out)
     with tqdm(total=len(paths), unit="image", desc="analysing", disable=args.quiet) as bar:
         def progress(done, total, name):
             bar.set_postfix_str(name)
@@ -90,7 +99,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
         result = analyze_batch(paths, pixel_size_nm=args.pixel_size_nm,
                                scale_bar_nm=args.scale_bar_nm, progress=progress,
-                               n_jobs=args.jobs)
+                               n_jobs=args.jobs, scheduler=args.scheduler)
     summary = _write_outputs(result, out)
     _print_summary(summary, out)
     return 0 if len(result.failures) < len(paths) else 1
@@ -180,6 +189,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``tempipe`` command."""
+    from tempipe._cli_datasets import add_analyze_options
+    from tempipe._cli_datasets import add_parser as add_datasets_parser
     from tempipe._cli_report import add_parser as add_report_parser
     from tempipe.fit import TrainConfig
     from tempipe.shape_model import DEFAULT_WEIGHTS
@@ -189,15 +200,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     analyze = sub.add_parser("analyze", help="analyse micrographs into a particle table")
     analyze.add_argument("paths", nargs="*", help="micrograph files or folders")
-    analyze.add_argument("--out", required=True, help="output folder")
+    analyze.add_argument("--out", help="output folder (needed with --demo or --no-store)")
     scale = analyze.add_mutually_exclusive_group()
     scale.add_argument("--pixel-size-nm", type=float, help="pixel size in nm (overrides the file)")
     scale.add_argument("--scale-bar-nm", type=float,
                        help="length in nm of the scale bar drawn on the images")
     analyze.add_argument("--demo", choices=sorted(DEMO_BATCHES), help="analyse a built-in demo batch")
     analyze.add_argument("--n-images", type=int, default=3, help="images in a demo batch")
-    analyze.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    analyze.add_argument("--jobs", type=int, default=None,
+                         help="worker processes (default: every core)")
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_analyze_options(analyze)
     analyze.set_defaults(func=_cmd_analyze)
     simulate = sub.add_parser("simulate", help="write a simulated demo batch with its truth")
     simulate.add_argument("--demo", choices=sorted(DEMO_BATCHES), required=True)
@@ -226,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seed", type=int, default=0, help="seed of clustering and classifier")
     compare.set_defaults(func=_cmd_compare)
     add_report_parser(sub)
+    add_datasets_parser(sub)
     return parser
 
 

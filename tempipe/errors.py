@@ -24,3 +24,7 @@ class ParameterError(TempipeError, ValueError):
 
 class ModelError(TempipeError, RuntimeError):
     """A model file is missing, foreign or from an incompatible version."""
+
+
+class StoreError(TempipeError, RuntimeError):
+    """The dataset store cannot do what was asked: no such dataset, busy, unreadable file."""

@@ -2,8 +2,8 @@
 
 :func:`analyze_micrograph` runs one image through scale resolution, segmentation, the
 border and scale-bar exclusions, feature measurement and cropping; :func:`analyze_image`
-is its DataFrame-only form from the API contract; :func:`analyze_batch` runs many files,
-records a failure per bad file and goes on.
+is its DataFrame-only form from the API contract; :func:`analyze_batch` runs many files
+(in parallel: :mod:`tempipe.batch`), records a failure per bad file and goes on.
 
 Scale resolution order (DESIGN): an explicit ``pixel_size_nm``; else the file's own
 calibration; else ``scale_bar_nm`` divided by the pixel length of the scale bar that
@@ -20,7 +20,6 @@ from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
-from joblib.externals.loky import get_reusable_executor
 
 from tempipe.crops import crop_masks, crop_particles
 from tempipe.errors import CalibrationError, TempipeError
@@ -162,21 +161,24 @@ def analyze_micrograph(micrograph: Micrograph, pixel_size_nm: float | None = Non
     """
     model = _model(shape_model)
     crop_size = model.input_size if model is not None else ShapeNetConfig().input_size
-    bar = find_scale_bar(micrograph.image)
+    # the label is read (OCR, ~0.2 s) only when its value may set the scale
+    calibrated = pixel_size_nm is not None or micrograph.pixel_size_nm is not None
+    bar = find_scale_bar(micrograph.image, read_label=not calibrated)
     size_nm, source, note = resolve_scale(micrograph, bar, pixel_size_nm, scale_bar_nm)
     labels = segment(micrograph.image if bar is None else mask_scale_bar(micrograph.image, bar),
                      params)  # bar, label and box not segmented
     border, near_bar = _edge_and_bar_ids(labels, bar)
-    kept = labels.copy()
-    dropped = np.isin(kept, list(border | near_bar))
-    kept[dropped] = 0
+    drop = np.zeros(int(labels.max(initial=0)) + 1, bool)
+    drop[list(border | near_bar)] = True
+    drop[0] = True
+    kept = np.where(drop[labels], 0, labels)
     particles = measure_particles(kept, micrograph.image, pixel_size_nm=size_nm)
     crops = crop_particles(micrograph.image, kept, crop_size,
                            label_ids=particles["label"].to_numpy())
     if model is not None and len(particles):
         particles = add_shape_parameters(particles, crops, kept, model)
     particles.insert(0, "image", micrograph.name)
-    n_segmented = int(len(np.unique(labels)) - (1 if (labels == 0).any() else 0))
+    n_segmented = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
     return ImageResult(particles, labels, crops, size_nm, source, note, bar, n_segmented,
                        len(border), len(near_bar))
 
@@ -214,22 +216,10 @@ def _image_row(path: str, result: ImageResult) -> dict:
             "scale_note": result.scale_note}
 
 
-def _analyze_path(args) -> tuple[str, pd.DataFrame | None, dict | None, str | None]:
-    path, pixel_size_nm, scale_bar_nm, params, shape_model = args
-    try:
-        result = analyze_micrograph(load_micrograph(path), pixel_size_nm, scale_bar_nm, params,
-                                    shape_model=shape_model)
-    except TempipeError as exc:
-        return str(path), None, None, str(exc)
-    except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
-        return str(path), None, None, f"{Path(path).name}: unexpected {type(exc).__name__}: {exc}"
-    return str(path), result.particles, _image_row(str(path), result), None
-
-
 def analyze_batch(paths: Iterable[str | Path], pixel_size_nm: float | None = None,
                   scale_bar_nm: float | None = None, params: SegmentParams | None = None,
-                  progress: Progress | None = None, *, n_jobs: int = 1,
-                  shape_model: ShapeModel | str | None = SHIPPED) -> BatchResult:
+                  progress: Progress | None = None, *, n_jobs: int | None = None,
+                  scheduler=None, shape_model: ShapeModel | str | None = SHIPPED) -> BatchResult:
     """Analyse many files; a bad file becomes a row of ``failures``, never an exception.
 
     Parameters
@@ -239,48 +229,33 @@ def analyze_batch(paths: Iterable[str | Path], pixel_size_nm: float | None = Non
         Applied to every image (see :func:`resolve_scale`).
     params : SegmentParams, optional
     progress : callable ``(done, total, name)``, optional
-        Called after each image.
-    n_jobs : int
-        Worker processes (1 = this process).
+        Called after each image, in the order images complete.
+    n_jobs : int, optional
+        Worker processes; None (default) = every core, 1 = this process.
+    scheduler : str or distributed.Client, optional
+        Run on a Dask cluster (address); None = ``$TEMPIPE_SCHEDULER`` if set.
     shape_model : ShapeModel, "shipped" or None
         As in :func:`analyze_micrograph`.
+
+    Every executor gives the same tables, in the order of ``paths``. Memory: the particle
+    tables of all images are gathered (they are the result); labels and crops are not
+    kept. To keep memory bounded on huge batches use :func:`tempipe.batch.store_batch`
+    (results written to the store per image) or :func:`tempipe.batch.iter_batch`.
     """
+    from tempipe.batch import iter_batch
+
     paths = [str(p) for p in paths]
-    _check_positive("pixel_size_nm", pixel_size_nm)
-    _check_positive("scale_bar_nm", scale_bar_nm)
-    jobs = [(p, pixel_size_nm, scale_bar_nm, params, shape_model) for p in paths]
-    tables, rows, failures = [], [], []
-    if n_jobs > 1 and len(jobs) > 1:
-        pool = get_reusable_executor(max_workers=min(n_jobs, len(jobs)), initializer=_worker_init)
-        _collect(pool.map(_analyze_path, jobs), len(jobs), progress, tables, rows, failures)
-    else:
-        _collect(map(_analyze_path, jobs), len(jobs), progress, tables, rows, failures)
-    particles = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    return BatchResult(particles=particles,
-                       failures=pd.DataFrame(failures, columns=["image", "error"]),
-                       images=pd.DataFrame(rows))
-
-
-def _worker_init() -> None:
-    """One thread per worker process: the processes already share the cores.
-
-    Workers come from loky's reusable executor: started fresh (never forked: a fork of a
-    process whose torch or BLAS thread pools run can deadlock), without re-running the
-    caller's main script, and kept for the next batch.
-    """
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(1)
-    threadpool_limits(1)
-
-
-def _collect(outcomes, total, progress, tables, rows, failures) -> None:
-    for done, (path, table, row, error) in enumerate(outcomes, start=1):
-        if error is None:
-            tables.append(table)
-            rows.append(row)
-        else:
-            failures.append({"image": Path(path).name, "error": error})
+    outcomes = [None] * len(paths)
+    for done, outcome in enumerate(iter_batch(paths, pixel_size_nm, scale_bar_nm, params,
+                                              n_jobs=n_jobs, scheduler=scheduler,
+                                              shape_model=shape_model), start=1):
+        outcomes[outcome.index] = outcome
         if progress is not None:
-            progress(done, total, Path(path).name)
+            progress(done, len(paths), outcome.name)
+    ok = [o for o in outcomes if o.error is None]
+    tables = [o.particles for o in ok]
+    return BatchResult(
+        particles=pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(),
+        failures=pd.DataFrame([{"image": o.name, "error": o.error} for o in outcomes
+                               if o.error is not None], columns=["image", "error"]),
+        images=pd.DataFrame([o.row for o in ok]))

@@ -1,8 +1,9 @@
-"""The per-session dataset store: datasets live in ``st.session_state`` only.
+"""The per-session datasets: they live in ``st.session_state``.
 
-Each browser session has its own store, so two sessions never see each other's data;
-a dataset lasts as long as its session (the DuckDB store of issue 7 will make them
-persistent). Results computed for a dataset are kept on it, keyed by the analysis that
+Each browser session has its own datasets, so two sessions never see each other's work;
+a dataset lasts as long as its session unless it is saved into the tempipe store
+(:mod:`tempipe_app.stored`, a DuckDB file on this computer), from which any session can
+reopen it. Results computed for a dataset are kept on it, keyed by the analysis that
 produced them, so moving between pages never recomputes.
 """
 
@@ -112,6 +113,8 @@ class Dataset:
     shape_filter: ShapeFilter = field(default_factory=ShapeFilter)
     #: Clustering chosen on page 4: {"algorithm", "feature_set", "k"} (None = best).
     clustering: dict = field(default_factory=dict)
+    #: "name vN" of the store version this dataset was last saved as or reopened from.
+    saved_as: str | None = None
 
     def current_key(self, params: SegmentParams | None = None) -> str:
         """Fingerprint of the images, their scales and the segmentation parameters."""

@@ -22,6 +22,7 @@ from tempipe.resim import resim_jaccard
 from tempipe.scalebar import find_scale_bar
 from tempipe.simulate import demo_batch, simulate_micrograph
 from tempipe_app import overlay, shapes, state
+from tempipe_app.analysis import particle_table
 from tempipe_app.datasets import expand_uploads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,9 +33,10 @@ HAS_MODEL = (ROOT / "models" / "shape_cnn.pt").is_file()
 
 
 @pytest.fixture(autouse=True)
-def small_demo(monkeypatch):
+def small_demo(monkeypatch, tmp_path):
     monkeypatch.setenv("TEMPIPE_DEMO_IMAGES", "1")
     monkeypatch.delenv("TEMPIPE_AUTOLOAD_DEMO", raising=False)
+    monkeypatch.setenv("TEMPIPE_HOME", str(tmp_path / "home"))   # an empty store per test
 
 
 def fresh() -> AppTest:
@@ -297,6 +299,38 @@ def test_rename_delete_and_sessions_are_isolated():
     at.button(key=f"delete_{store(at)['hot-injection (demo)'].uid}").click().run()
     assert list(store(at)) == ["LARP batch 2"]
     assert store(other) == {}
+
+
+def test_saved_dataset_reopens_in_a_new_session_and_can_be_deleted(tmp_path):
+    at = demo()
+    ds = store(at)["hot-injection (demo)"]
+    table = particle_table(ds)
+    at.button(key=f"save_{ds.uid}").click().run()
+    ok(at)
+    assert "saved as **hot-injection (demo) v1**" in at.success[0].value
+    assert len(list((tmp_path / "home").rglob("*.npz"))) == 3   # mask, crops, pixels
+    other = fresh()                                    # a new browser session
+    assert store(other) == {} and "None yet." in [m.value for m in other.markdown]
+    assert list(other.dataframe[0].value["name"]) == ["hot-injection (demo)"]
+    other.button(key="reopen_hot-injection (demo)|v1").click().run()
+    ok(other)
+    again = store(other)["hot-injection (demo)"]
+    assert again.segmented and again.shaped == HAS_MODEL and again.params == ds.params
+    pd.testing.assert_frame_equal(particle_table(again), table)
+    for name, result in ds.results.items():            # masks and crops as computed
+        np.testing.assert_array_equal(again.results[name].labels, result.labels)
+        np.testing.assert_array_equal(again.results[name].crops, result.crops)
+        assert again.entry(name).key == ds.entry(name).key
+    inside = int((~demo_batch("hot-injection", 1, rng=0)[0].particles["touches_border"]).sum())
+    assert abs(len(table) - inside) / inside < 0.15    # the simulated particles, kept
+    ok(goto(other, "clusters"))
+    assert "shape groups" in other.success[0].value
+    other = goto(other, "datasets")
+    other.button(key="delete_saved_hot-injection (demo)|v1").click().run()
+    other.button(key="confirm_delete_saved_hot-injection (demo)|v1").click().run()
+    ok(other)
+    assert "No saved datasets yet." in [m.value for m in other.markdown]
+    assert not list((tmp_path / "home").rglob("*.npz"))     # its files are gone
 
 
 def test_page_guard_turns_errors_into_words():
