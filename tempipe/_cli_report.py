@@ -1,7 +1,8 @@
 """``tempipe report``: a dataset's full report (groups, classifier, figures) as HTML + ZIP.
 
-The source is the output folder (or ``particles.parquet``) of ``tempipe analyze``,
-micrograph files or folders (analysed first), or ``--demo NAME``.
+The source is the output folder (or ``particles.parquet``) of ``tempipe analyze``, the
+name of a dataset in the store (``tempipe datasets list``), micrograph files or folders
+(analysed first), or ``--demo NAME``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ def add_parser(sub) -> None:
     report = sub.add_parser("report", help="full report of one dataset: shape groups, "
                             "classifier, figures (report.html, report.zip)")
     report.add_argument("sources", nargs="*", help="an analyze output folder or its "
-                        "particles.parquet, or micrograph files/folders to analyse")
+                        "particles.parquet, a stored dataset's name, or micrograph "
+                        "files/folders to analyse")
+    report.add_argument("--store", help="store file or folder (default $TEMPIPE_HOME or "
+                        "~/.tempipe)")
+    report.add_argument("--version", type=int, help="version of a stored dataset "
+                        "(default the latest)")
     report.add_argument("--out", required=True, help="output folder")
     report.add_argument("--demo", choices=sorted(DEMO_BATCHES),
                         help="report on a built-in demo batch")
@@ -35,8 +41,8 @@ def add_parser(sub) -> None:
                        "the files) for micrographs analysed here")
     scale.add_argument("--scale-bar-nm", type=float, help="length in nm of the scale bar "
                        "drawn on micrographs analysed here")
-    report.add_argument("--jobs", type=int, default=1,
-                        help="worker processes for micrographs analysed here (default 1)")
+    report.add_argument("--jobs", type=int, default=None, help="worker processes for "
+                        "micrographs analysed here (default: every core)")
     report.add_argument("--seed", type=int, default=0, help="seed of clustering and classifier")
     report.add_argument("--no-zip", action="store_true", help="write report.html only")
     report.add_argument("--no-images", action="store_true",
@@ -59,6 +65,18 @@ def _from_table(source: Path):
         images = pd.DataFrame(summary.get("images", []))
         failures = pd.DataFrame(summary.get("failures", []), columns=["image", "error"])
     return particles, images if images is not None and len(images) else None, failures, None
+
+
+def _from_store(name: str, args):
+    """Particles, images, failures and input files of a stored dataset."""
+    from tempipe.store import Store
+
+    stored = Store(args.store).dataset(name, args.version)
+    records = stored.records
+    inputs = None
+    if "sha256" in records:
+        inputs = records[["image", "sha256"]].assign(dataset=name)
+    return stored.particles, stored.images, stored.failures, inputs
 
 
 def _from_micrographs(paths: list[Path], args):
@@ -92,6 +110,8 @@ def _load(args):
     table = _from_table(first) if len(args.sources) == 1 else None
     if table is not None:
         return (name, *table)
+    if len(args.sources) == 1 and not first.exists():
+        return (args.sources[0], *_from_store(args.sources[0], args))
     return (name, *_from_micrographs([Path(s) for s in args.sources], args))
 
 

@@ -118,7 +118,9 @@ def _analyze_path(job: Job) -> ImageOutcome:
         result = analyze_micrograph(load_micrograph(job.path), job.pixel_size_nm,
                                     job.scale_bar_nm, job.params, shape_model=job.shape_model)
     except TempipeError as exc:
-        return ImageOutcome(job.index, job.path, error=str(exc))
+        name, message = Path(job.path).name, str(exc)
+        return ImageOutcome(job.index, job.path,
+                            error=message if name in message else f"{name}: {message}")
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
         return ImageOutcome(job.index, job.path, error=(
             f"{Path(job.path).name}: unexpected {type(exc).__name__}: {exc}"))

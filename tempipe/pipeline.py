@@ -103,11 +103,19 @@ def _check_positive(name: str, value: float | None) -> float | None:
 
 def resolve_scale(micrograph: Micrograph, bar: ScaleBar | None, pixel_size_nm: float | None,
                   scale_bar_nm: float | None) -> tuple[float | None, str, str]:
-    """Pick the pixel size by DESIGN's order; return ``(pixel_size_nm, source, note)``."""
+    """Pick the pixel size by DESIGN's order; return ``(pixel_size_nm, source, note)``.
+
+    An explicit ``pixel_size_nm`` is the file's pixel size: for an image binned on loading
+    (:mod:`tempipe.io`, ``metadata["downsample_factor"]``) it is multiplied by the factor.
+    """
     pixel_size_nm = _check_positive("pixel_size_nm", pixel_size_nm)
     scale_bar_nm = _check_positive("scale_bar_nm", scale_bar_nm)
-    if pixel_size_nm is not None:
-        return pixel_size_nm, "explicit", f"pixel size {pixel_size_nm:g} nm given by the user"
+    if pixel_size_nm is not None:  # the file's pixels: times the binning of a large image
+        factor = micrograph.metadata.get("downsample_factor", 1)
+        note = f"pixel size {pixel_size_nm:g} nm given by the user"
+        if factor != 1:
+            note += f", {pixel_size_nm * factor:g} nm per pixel after {factor}x binning"
+        return pixel_size_nm * factor, "explicit", note
     if micrograph.pixel_size_nm is not None:
         return micrograph.pixel_size_nm, "file", (
             f"pixel size {micrograph.pixel_size_nm:g} nm from the file's calibration")

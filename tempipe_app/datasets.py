@@ -141,8 +141,9 @@ def apply_scale(entries: list[state.ImageEntry], choice: str, typed_nm: float | 
             entry.pixel_size_nm = typed_nm
         elif choice == "scale-bar":
             bar, value = bars.get(entry.name), bar_values.get(entry.name)
-            if bar is not None and value:
-                entry.pixel_size_nm = float(value) / float(bar.length_px)
+            if bar is not None and value:  # in the file's pixels, as a typed size is
+                factor = entry.micrograph.metadata.get("downsample_factor", 1)
+                entry.pixel_size_nm = float(value) / float(bar.length_px) / factor
         elif choice == "file" and entry.micrograph.pixel_size_nm is None:
             entry.scale_bar_nm = bar_values.get(entry.name)
 

@@ -171,6 +171,7 @@ def test_tiny_images_load_and_the_batch_lists_them(tmp_path, sim, shape):
     batch = analyze_batch([path, good], shape_model=None, n_jobs=1)
     assert batch.failures["image"].tolist() == [path.name]
     assert "16 x 16" in batch.failures["error"].iloc[0]
+    assert batch.failures["error"].iloc[0].startswith(path.name + ": ")  # names the file
     assert set(batch.particles["image"]) == {"good.tif"}
 
 

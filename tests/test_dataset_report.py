@@ -107,3 +107,22 @@ def test_cli_report_from_an_analyze_folder(tmp_path, capsys):
 def test_cli_report_without_a_source_explains(tmp_path, capsys):
     assert main(["report", "--out", str(tmp_path)]) == 2
     assert "Give the output folder" in capsys.readouterr().err
+
+
+def test_cli_report_on_a_stored_dataset(tmp_path, capsys):
+    folder = tmp_path / "syn7"
+    folder.mkdir()
+    for seed in (5, 6):
+        sim = simulate_micrograph((512, 512), n_particles=70, families=(DISC, ROD),
+                                  pixel_size_nm=0.5, touching_fraction=0.0, rng=seed)
+        save_micrograph(folder / f"f{seed}.tif", sim.image, 0.5)
+    store = tmp_path / "store"
+    assert main(["analyze", str(folder), "--store", str(store), "--jobs", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["report", "syn7", "--store", str(store), "--out", str(tmp_path / "r"),
+                 "--no-zip"]) == 0
+    out = capsys.readouterr().out
+    html = (tmp_path / "r" / "report.html").read_text()
+    n = int(out.split("syn7: ")[1].split(" particles")[0])
+    assert n > 100 and f"{n} particles kept" in html
+    assert "not recorded" not in html      # the stored files' sha256 are listed

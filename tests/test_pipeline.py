@@ -8,7 +8,7 @@ from PIL import Image
 from tempipe.errors import CalibrationError
 from tempipe.io import save_micrograph
 from tempipe.pipeline import analyze_batch, analyze_image, analyze_micrograph
-from tempipe.io import load_micrograph
+from tempipe.io import Micrograph, load_micrograph
 from tempipe.simulate import simulate_micrograph
 
 
@@ -109,3 +109,16 @@ def test_shape_parameters_come_with_every_particle(field):
     assert (table["d_class"].isin(range(1, 7))).all()
     without = analyze_image(field.image, pixel_size_nm=0.5, shape_model=None)
     assert "p" not in without and len(without) == len(table)
+
+
+def test_typed_pixel_size_follows_the_binning_of_a_large_image(field):
+    from tempipe.pipeline import resolve_scale
+
+    image = field.image[::2, ::2]
+    binned = Micrograph(image=image, pixel_size_nm=None, name="big.tif",
+                        metadata={"downsample_factor": 2, "original_shape": field.image.shape})
+    size, source, note = resolve_scale(binned, None, 0.25, None)
+    assert (size, source) == (0.5, "explicit")
+    assert "2x binning" in note
+    plain = Micrograph(image=image, pixel_size_nm=None, name="f.tif", metadata={})
+    assert resolve_scale(plain, None, 0.25, None)[0] == 0.25
