@@ -121,7 +121,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from tempipe.summary import summarize
+    from tempipe.summary import size_line, summarize
 
     data = _store(args).dataset(args.name, args.version)
     ref = data.ref
@@ -132,13 +132,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"  {key}: {value}")
     if segment:
         print("  segment: " + ", ".join(f"{k}={v}" for k, v in segment.items()))
-    overall = summarize(data.particles, data.images, data.failures)["overall"]
-    size = overall["major_axis"]
-    line = f"{overall['n_particles']} particles in {overall['n_images']} image(s)"
-    if size["mean_nm"] is not None:
-        line += (f"; major axis {size['mean_nm']:.2f} ± {size['sd_nm']:.2f} nm, "
-                 f"σ/d̄ = {size['sigma_over_mean']:.3f}")
-    print(line)
+    print(size_line(summarize(data.particles, data.images, data.failures)["overall"]))
     columns = ["image", "n_particles", "n_segmented", "pixel_size_nm", "scale_source"]
     if len(data.images):
         print(data.images[columns].to_string(index=False))

@@ -63,13 +63,10 @@ def _write_outputs(result, out: Path) -> dict:
 
 
 def _print_summary(summary: dict, out: Path) -> None:
+    from tempipe.summary import size_line
+
     overall = summary["overall"]
-    size = overall["major_axis"]
-    line = f"{overall['n_particles']} particles in {overall['n_images']} image(s)"
-    if size["mean_nm"] is not None:
-        line += (f"; size (major axis) {size['mean_nm']:.2f} ± {size['sd_nm']:.2f} nm, "
-                 f"σ/d̄ = {size['sigma_over_mean']:.3f}")
-    print(line)
+    print(size_line(overall))
     if "note" in overall:
         print("note:", overall["note"])
     for failure in summary["failures"]:

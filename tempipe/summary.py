@@ -63,6 +63,16 @@ def summarize(particles: pd.DataFrame, images: pd.DataFrame, failures: pd.DataFr
             "failures": failures.to_dict("records")}
 
 
+def size_line(overall: dict) -> str:
+    """One line for people: particle and image counts, mean ± sd major axis and σ/d̄."""
+    size = overall["major_axis"]
+    line = f"{overall['n_particles']} particles in {overall['n_images']} image(s)"
+    if size["mean_nm"] is not None:
+        line += (f"; size (major axis) {size['mean_nm']:.2f} ± {size['sd_nm']:.2f} nm, "
+                 f"σ/d̄ = {size['sigma_over_mean']:.3f}")
+    return line
+
+
 def _json_value(value):
     if isinstance(value, (np.integer,)):
         return int(value)

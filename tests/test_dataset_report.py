@@ -81,13 +81,18 @@ def test_written_bundle_holds_the_grouped_table(population, tmp_path):
     assert summary["overall"]["n_particles"] == len(population)
 
 
-def test_cli_report_from_an_analyze_folder(tmp_path, capsys):
-    folder = tmp_path / "images"
+def write_fields(folder, seeds):
+    """Calibrated 512² TIFFs of discs and rods, ``f<seed>.tif``."""
     folder.mkdir()
-    for seed in (3, 4):
+    for seed in seeds:
         sim = simulate_micrograph((512, 512), n_particles=70, families=(DISC, ROD),
                                   pixel_size_nm=0.5, touching_fraction=0.0, rng=seed)
         save_micrograph(folder / f"f{seed}.tif", sim.image, 0.5)
+    return folder
+
+
+def test_cli_report_from_an_analyze_folder(tmp_path, capsys):
+    folder = write_fields(tmp_path / "images", (3, 4))
     bad = folder / "broken.tif"
     bad.write_bytes(b"not a tiff")
     assert main(["analyze", str(folder), "--out", str(tmp_path / "a"), "--quiet"]) == 0
@@ -110,12 +115,7 @@ def test_cli_report_without_a_source_explains(tmp_path, capsys):
 
 
 def test_cli_report_on_a_stored_dataset(tmp_path, capsys):
-    folder = tmp_path / "syn7"
-    folder.mkdir()
-    for seed in (5, 6):
-        sim = simulate_micrograph((512, 512), n_particles=70, families=(DISC, ROD),
-                                  pixel_size_nm=0.5, touching_fraction=0.0, rng=seed)
-        save_micrograph(folder / f"f{seed}.tif", sim.image, 0.5)
+    folder = write_fields(tmp_path / "syn7", (5, 6))
     store = tmp_path / "store"
     assert main(["analyze", str(folder), "--store", str(store), "--jobs", "1", "--quiet"]) == 0
     capsys.readouterr()
