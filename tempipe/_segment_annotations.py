@@ -72,15 +72,18 @@ def annotation_mask(image: np.ndarray) -> np.ndarray:
     regions, n = ndi.label(flat)
     if n == 0:
         return out
-    areas = np.bincount(regions.ravel(), minlength=n + 1)
+    areas = np.bincount(regions[flat], minlength=n + 1)
     areas[0] = 0
     slices = ndi.find_objects(regions)
     for k in np.flatnonzero(areas >= min_area):
         sl = slices[k - 1]
         if _is_annotation(regions[sl] == k, sl, image.shape):
-            out[sl] = True
-    if out.any():
-        out = ndi.binary_dilation(out, iterations=MARGIN_PX)
+            # the box grown by MARGIN_PX (binary dilation), drawn in a window around it
+            win = tuple(slice(max(s.start - MARGIN_PX - 1, 0), s.stop + MARGIN_PX + 1)
+                        for s in sl)
+            box = np.zeros(out[win].shape, bool)
+            box[tuple(slice(s.start - w.start, s.stop - w.start) for s, w in zip(sl, win))] = 1
+            out[win] |= ndi.binary_dilation(box, iterations=MARGIN_PX)
     return out
 
 
@@ -119,5 +122,21 @@ def fill_from_outside(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """
     if not mask.any() or mask.all():
         return image
-    nearest = ndi.distance_transform_edt(mask, return_distances=False, return_indices=True)
-    return image[tuple(nearest)]
+    out = image.copy()
+    blobs, _ = ndi.label(mask, structure=np.ones((3, 3), bool))
+    for sl in ndi.find_objects(blobs):
+        # The nearest outside pixel lies in the blob's box grown by one pixel whenever that
+        # ring holds no masked pixel (clamping any farther pixel to the ring only brings it
+        # closer); otherwise search the whole image.
+        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
+        window = mask[box]
+        ring = window.copy()
+        ring[tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(sl, box))] = False
+        if ring.any() or window.all():
+            box, window = (slice(None), slice(None)), mask
+        nearest = ndi.distance_transform_edt(window, return_distances=False,
+                                             return_indices=True)
+        rows, cols = np.nonzero(window)
+        sub = image[box]
+        out[box][rows, cols] = sub[nearest[0][rows, cols], nearest[1][rows, cols]]
+    return out

@@ -21,7 +21,11 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import segmentation
 
-from tempipe._segment_steps import FULL, block_sum
+from tempipe._segment_steps import FULL, block_sum, max3x3
+
+#: erode_rebuild compares shifted label images up to this many shifts (erosions under
+#: ~2.2 px), beyond which distance transforms per particle are faster.
+_MAX_OFFSETS = 13
 
 
 def split_touching(mask: np.ndarray, h_px: float, factor: int = 1,
@@ -150,7 +154,7 @@ def coarse_distance(mask: np.ndarray, factor: int,
 
 def _dominant_maxima(mask, distance, h) -> np.ndarray:
     """Seed image: the top plateau of each h-significant maximum, labelled by particle."""
-    peaks = mask & (distance >= ndi.maximum_filter(distance, size=3))
+    peaks = mask & (distance >= max3x3(distance))
     markers, n = ndi.label(peaks, structure=FULL)
     if n <= 1:
         return markers
@@ -224,10 +228,11 @@ def _cut_components(components, n, inner, seeds, factor, erode_px) -> np.ndarray
     out = components.astype(np.int32)
     next_label = n + 1
     slices = ndi.find_objects(components)
+    lut = np.zeros(int(owners.max(initial=0)) + 1, np.int32)
     for k in np.flatnonzero(counts >= 2):
         sl = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in slices[k - 1])
         region = components[sl] == k
-        markers = _upsampled_seeds(seeds, pairs[pairs[:, 0] == k, 1], sl, factor)
+        markers = _upsampled_seeds(seeds, pairs[pairs[:, 0] == k, 1], sl, factor, lut)
         markers = markers[:region.shape[0], :region.shape[1]] * region
         distance = ndi.distance_transform_edt(region & inner[sl])
         pieces = segmentation.watershed(-distance, markers, connectivity=2, mask=region)
@@ -237,13 +242,18 @@ def _cut_components(components, n, inner, seeds, factor, erode_px) -> np.ndarray
     return out
 
 
-def _upsampled_seeds(seeds, owners, sl, factor) -> np.ndarray:
-    """Seeds of ``owners`` (numbered 1..K) on the full-resolution grid of crop ``sl``."""
+def _upsampled_seeds(seeds, owners, sl, factor, lut) -> np.ndarray:
+    """Seeds of ``owners`` (numbered 1..K) on the full-resolution grid of crop ``sl``.
+
+    ``lut``: zeros, one entry per seed id (reused: it is left as zeros on return).
+    """
     (r0, r1), (c0, c1) = ((s.start // factor, -(-s.stop // factor)) for s in sl)
     sub = seeds[r0:r1, c0:c1]
-    lut = np.zeros(int(seeds.max()) + 1, np.int32)
     lut[owners] = np.arange(1, owners.size + 1)
-    up = np.repeat(np.repeat(lut[sub], factor, axis=0), factor, axis=1)
+    up = lut[sub]
+    lut[owners] = 0
+    if factor > 1:
+        up = np.repeat(np.repeat(up, factor, axis=0), factor, axis=1)
     return up[sl[0].start - r0 * factor:, sl[1].start - c0 * factor:]
 
 
@@ -277,8 +287,34 @@ def erode_rebuild(labels: np.ndarray, depth_px: float) -> np.ndarray:
     (0, 1)
     """
     out = labels.astype(np.int32, copy=True)
-    if depth_px <= 0:
+    if depth_px <= 0 or not out.any():
         return out
+    reach = int(np.floor(depth_px))
+    offsets = [(dr, dc) for dr in range(-reach, reach + 1) for dc in range(-reach, reach + 1)
+               if not np.sqrt(float(dr * dr + dc * dc)) > depth_px]
+    if len(offsets) > _MAX_OFFSETS:
+        return _erode_rebuild_each(out, depth_px)
+    # A pixel is in its particle's core when every pixel within depth_px of it (inside the
+    # array) has its label: the same test as distance_transform_edt(region) > depth_px,
+    # for all particles at once. It is rebuilt when a core pixel of its own particle lies
+    # within depth_px. Particles without a core are kept whole.
+    rows, cols = out.shape
+    padded = np.pad(out, reach, constant_values=-1)          # -1: outside the array
+    core = out > 0
+    for dr, dc in offsets:
+        near = padded[reach + dr:reach + dr + rows, reach + dc:reach + dc + cols]
+        core &= (near == out) | (near == -1)
+    has_core = np.bincount(out[core], minlength=int(out.max()) + 1) > 0
+    padded = np.pad(np.where(core, out, 0), reach)
+    kept = ~has_core[out]
+    for dr, dc in offsets:
+        kept |= padded[reach + dr:reach + dr + rows, reach + dc:reach + dc + cols] == out
+    out[~kept] = 0
+    return out
+
+
+def _erode_rebuild_each(out: np.ndarray, depth_px: float) -> np.ndarray:
+    """:func:`erode_rebuild` particle by particle with distance transforms (deep erosions)."""
     margin = int(np.ceil(depth_px)) + 1
     for lab, sl in enumerate(ndi.find_objects(out), start=1):
         if sl is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import exposure, filters, measure, restoration
+from skimage import exposure, filters, restoration
 
 #: Long side of the coarse view used for polarity, first size estimate and background.
 COARSE_SIDE_PX = 512
@@ -67,6 +67,18 @@ def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
         return image.astype(np.float32, copy=False)
     counts = block_sum(np.ones(image.shape[:2], np.float32), factor)
     return block_sum(image, factor) / counts
+
+
+def max3x3(image: np.ndarray) -> np.ndarray:
+    """``ndi.maximum_filter(image, size=3)`` (edges reflected, i.e. ignored), in four
+    array passes: several times faster on large images."""
+    out = image.copy()
+    np.maximum(out[1:], image[:-1], out=out[1:])
+    np.maximum(out[:-1], image[1:], out=out[:-1])
+    rows = out.copy()
+    np.maximum(out[:, 1:], rows[:, :-1], out=out[:, 1:])
+    np.maximum(out[:, :-1], rows[:, 1:], out=out[:, :-1])
+    return out
 
 
 def upsample(small: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
@@ -227,7 +239,7 @@ def radius_from_distance(mask: np.ndarray, distance: np.ndarray) -> float:
     lab, n = ndi.label(mask, structure=FULL)
     if n == 0:
         return float("nan")
-    peaks = mask & (distance >= ndi.maximum_filter(distance, size=3))
+    peaks = mask & (distance >= max3x3(distance))
     radii = np.zeros(n + 1)
     np.maximum.at(radii, lab[peaks], distance[peaks])
     areas = np.bincount(lab.ravel(), minlength=n + 1)[1:].astype(float)
@@ -365,27 +377,6 @@ def fill_particle_holes(labels: np.ndarray, holes: np.ndarray) -> np.ndarray:
         if rim.size and rim.min() > 0 and rim.min() == rim.max():
             out[sl][hole] = rim[0]
     return out
-
-
-def drop_outliers(labels: np.ndarray, area_factor: float, max_solidity: float) -> np.ndarray:
-    """Remove regions larger than ``area_factor`` x the median area with low solidity.
-
-    These are agglomerates the split could not separate (the paper's outlier filter).
-    """
-    areas = np.bincount(labels.ravel())
-    present = np.flatnonzero(areas[1:]) + 1
-    if present.size < 2:
-        return labels
-    big = present[areas[present] > area_factor * np.median(areas[present])]
-    if big.size == 0:
-        return labels
-    drop = np.zeros(areas.size, dtype=bool)
-    slices = ndi.find_objects(labels)
-    for lab in big:
-        region = labels[slices[lab - 1]] == lab
-        hull = measure.regionprops(region.astype(np.uint8))[0].area_convex
-        drop[lab] = areas[lab] / hull < max_solidity
-    return np.where(drop[labels], 0, labels) if drop.any() else labels
 
 
 def relabel(labels: np.ndarray) -> np.ndarray:

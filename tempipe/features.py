@@ -26,7 +26,8 @@ Definitions (A = number of pixels):
   ``orientation_deg`` = angle of the major axis.
 * ``circularity`` = 4 pi A / perimeter^2 (1 for a disk, pi/4 for a square).
   ``roundness`` = 4 A / (pi max_feret^2).  ``extent`` = A / (bbox_height * bbox_width).
-* Convex hull, computed once per particle with Qhull on its pixel centres (hull H).
+* Convex hull H of each particle's pixel centres (its rows' extreme centres, reduced to their
+  convex envelope, all particles at once).
   ``convex_area`` = number of pixel centres inside H or on its edges (the digital convex
   hull, by Pick's theorem): digital disks of radius 8-30 px get solidity 1, where
   skimage's edge-midpoint hull gives 0.96-0.99 depending on size;
@@ -52,8 +53,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
-from scipy.spatial import ConvexHull, QhullError
 
+from tempipe._features_hull import fold_deg as _fold_deg
+from tempipe._features_hull import hull_features as _hull_features
 from tempipe.errors import CalibrationError, ParameterError
 
 
@@ -111,7 +113,6 @@ PIXEL_COLUMNS: tuple[str, ...] = tuple(f.px_name for f in FEATURES if f.px_name)
 COLUMNS: tuple[str, ...] = ("label", *FEATURE_NAMES, *PIXEL_COLUMNS)
 
 _PIXEL_VARIANCE = 1.0 / 12.0  # variance of a uniform unit square along one axis
-_CHORD_BUDGET = 1 << 20  # vertex pairs per vectorised hull chunk (~16 MB of float64)
 _EDGE_MID = np.array([[0, 1], [1, 2], [2, 1], [1, 0]])  # top, right, bottom, left (x2 units)
 
 
@@ -151,17 +152,19 @@ def measure_particles(labels, image, pixel_size_nm=None) -> pd.DataFrame:
     (18.0, 72.0, 3.0)
     """
     labels, image, pixel_size_nm = _validate(labels, image, pixel_size_nm)
-    lab, ids = _consecutive(labels)
+    runs = _row_runs(labels)
+    ids, runs["label"] = np.unique(runs["label"], return_inverse=True)
+    runs["label"] += 1  # particles numbered 1..n in ascending id order
     n = ids.size
     if n == 0:
         return pd.DataFrame({c: pd.Series(dtype="int64" if c == "label" else "float64")
                              for c in COLUMNS})
+    ids = ids.astype(np.int64)
     px = {"label": ids}
-    runs = _row_runs(lab)
     px.update(_moment_features(runs, n))
-    px["perimeter_px"], contours, px["euler_number"] = _contour_features(lab, n)
+    px["perimeter_px"], contours, px["euler_number"] = _contour_features(labels, ids)
     # contours = components + holes and euler = components - holes
-    px["filled_area_px"] = _filled_area(lab, px, contours > px["euler_number"])
+    px["filled_area_px"] = _filled_area(labels, ids, px, contours > px["euler_number"])
     px.update(_hull_features(runs, n))
     px.update(_intensity_features(runs, image, px["area_px"], n))
     area = px["area_px"]
@@ -203,26 +206,6 @@ def _validate(labels, image, pixel_size_nm):
                                    f"per pixel or None, got {pixel_size_nm!r}.")
         pixel_size_nm = float(pixel_size_nm)
     return labels, image, pixel_size_nm
-
-
-def _consecutive(labels):
-    """Map label ids to 1..n (int32 image) and return the ascending original ids."""
-    top = int(labels.max()) if labels.size else 0
-    if top <= labels.size:
-        present = np.bincount(labels.ravel().astype(np.intp, copy=False), minlength=top + 1) > 0
-        ids = np.flatnonzero(present[1:]) + 1
-        if ids.size == top:
-            return labels.astype(np.int32, copy=False), ids.astype(np.int64)
-        lut = np.zeros(top + 1, np.int32)
-        lut[ids] = np.arange(1, ids.size + 1)
-        return lut[labels], ids.astype(np.int64)
-    ids, inverse = np.unique(labels, return_inverse=True)
-    lab = inverse.reshape(labels.shape).astype(np.int32)
-    if ids[0] != 0:
-        lab += 1
-    else:
-        ids = ids[1:]
-    return lab, ids.astype(np.int64)
 
 
 def _row_runs(lab):
@@ -270,12 +253,7 @@ def _moment_features(runs, n):
     }
 
 
-def _fold_deg(angle):
-    """Fold angles (degrees) of undirected lines into (-90, 90]."""
-    return 90.0 - np.mod(90.0 - np.asarray(angle, float), 180.0)
-
-
-def _contour_features(lab, n):
+def _contour_features(lab, ids):
     """Perimeter, contour count and Euler number of every label by marching squares.
 
     Each boundary cell (2x2 pixels) is split per label it contains; that label's iso-line at
@@ -284,8 +262,10 @@ def _contour_features(lab, n):
     continues in the neighbouring cell, entering through the same edge: that links the
     segments into closed contours without sorting. Steps are smoothed with weights
     (1, 2, 1)/4 along each contour and summed. Euler numbers come from Gray's 2x2 pattern
-    counts, (Q1 - Q3 - 2 QD) / 4.
+    counts, (Q1 - Q3 - 2 QD) / 4. ``lab`` holds the particles' ``ids`` (ascending);
+    results are in that order.
     """
+    n = ids.size
     p = np.pad(lab, 1)
     pw = p.shape[1]
     tl, tr, br, bl = p[:-1, :-1], p[:-1, 1:], p[1:, 1:], p[1:, :-1]
@@ -297,7 +277,8 @@ def _contour_features(lab, n):
     keep = [k[0] != 0, (k[1] != 0) & (k[1] != k[0]),
             (k[2] != 0) & (k[2] != k[0]) & (k[2] != k[1]),
             (k[3] != 0) & (k[3] != k[0]) & (k[3] != k[1]) & (k[3] != k[2])]
-    cell_of = np.concatenate([cell[m] for m in keep])  # one entry per (cell, label) pair
+    rank = np.arange(cell.size)
+    rank_of = np.concatenate([rank[m] for m in keep])  # one entry per (cell, label) pair
     owner = np.concatenate([k[i][m] for i, m in enumerate(keep)])
     fg = np.concatenate([k[:, m] for m in keep], axis=1) == owner  # (4, pairs)
     entry = ~fg & np.roll(fg, -1, axis=0)  # edge i joins corner i (outside) to i + 1 (inside)
@@ -309,15 +290,17 @@ def _contour_features(lab, n):
     pair = np.concatenate([np.arange(owner.size), np.flatnonzero(saddle)])
     seg_in = np.concatenate([e_in, e_in2])
     seg_out = np.concatenate([e_out, (e_in2 + 3) % 4])
-    seg_cell = cell_of[pair]
-    table = np.empty(p.size * 4, np.int32)  # (cell, entry edge) -> segment; unique per cell
-    table[seg_cell * 4 + seg_in] = np.arange(pair.size)
+    seg_rank = rank_of[pair]
+    table = np.empty(cell.size * 4, np.int32)  # (cell, entry edge) -> segment; unique per cell
+    table[seg_rank * 4 + seg_in] = np.arange(pair.size)
     neighbour = np.array([-(pw - 1), 1, pw - 1, -1])[seg_out]  # cell across the exit edge
-    succ = table[(seg_cell + neighbour) * 4 + (seg_out + 2) % 4]
+    across = np.searchsorted(cell, cell[seg_rank] + neighbour)  # a boundary cell too
+    succ = table[across * 4 + (seg_out + 2) % 4]
     pred = np.empty_like(succ)
     pred[succ] = np.arange(succ.size)
     step = (_EDGE_MID[seg_out] - _EDGE_MID[seg_in]) / 2.0
     smooth = (step[pred] + 2.0 * step + step[succ]) / 4.0
+    owner = np.searchsorted(ids, owner) + 1  # ids -> 1..n
     seg_label = owner[pair]
     perimeter = np.bincount(seg_label, np.hypot(smooth[:, 0], smooth[:, 1]), minlength=n + 1)
     root = _cycle_roots(succ)
@@ -337,82 +320,14 @@ def _cycle_roots(succ):
         root, jump = new, jump[jump]
 
 
-def _filled_area(lab, px, has_holes):
+def _filled_area(lab, ids, px, has_holes):
     """Area plus holes; the mask is filled only for the (rare) particles that have holes."""
     filled = px["area_px"].copy()
     for i in np.flatnonzero(has_holes):
         r0, c0 = int(px["bbox_min_row"][i]), int(px["bbox_min_col"][i])
         sub = lab[r0:r0 + int(px["bbox_height"][i]), c0:c0 + int(px["bbox_width"][i])]
-        filled[i] = ndi.binary_fill_holes(sub == i + 1).sum()
+        filled[i] = ndi.binary_fill_holes(sub == ids[i]).sum()
     return filled
-
-
-def _hull_features(runs, n):
-    """Convex area and perimeter, Feret diameters and angles from one hull per particle.
-
-    Qhull gives the vertices of H, the hull of each particle's pixel centres (the extreme
-    centres of its row runs suffice). The rest is computed on (m, K) vertex arrays holding
-    particles of similar K (so memory stays bounded), padded by repeating the last vertex.
-    """
-    pts = np.stack([np.repeat(runs["row"], 2),
-                    np.stack([runs["c0"], runs["c1"]], axis=1).ravel()], axis=1)
-    bounds = np.searchsorted(runs["label"], np.arange(1, n + 2)) * 2
-    hulls = [_hull_vertices(pts[bounds[i]:bounds[i + 1]]) for i in range(n)]
-    sizes = np.array([len(h) for h in hulls])
-    order, out, start = np.argsort(sizes, kind="stable"), np.empty((6, n)), 0
-    while start < n:  # chunks of about _CHORD_BUDGET vertex pairs
-        stop = min(n, start + max(1, _CHORD_BUDGET // sizes[order[start]] ** 2))
-        while stop - start > 1 and (stop - start) * sizes[order[stop - 1]] ** 2 > _CHORD_BUDGET:
-            stop = start + (stop - start) // 2
-        chunk = order[start:stop]
-        k = sizes[chunk].max()
-        v = np.stack([np.concatenate([hulls[i], np.repeat(hulls[i][-1:], k - sizes[i], axis=0)])
-                      for i in chunk])
-        out[:, chunk] = _polygon_measures(v.astype(float))
-        start = stop
-    names = ("convex_area_px", "convex_perimeter_px", "max_feret_diameter_px",
-             "max_feret_angle_deg", "min_feret_diameter_px", "min_feret_angle_deg")
-    return dict(zip(names, out))
-
-
-def _polygon_measures(v):
-    """Hull measures of (m, K, 2) lattice polygons H (vertices in order, padded by repeats).
-
-    The hull of the pixel *squares* is H plus a unit square (Minkowski sum): its perimeter is
-    that of H + 4, its chords are those of H lengthened corner to corner, its width in a
-    direction is that of H plus |cos| + |sin|, and its edges have the directions of H's edges
-    and of the two axes (the minimum width is found across one of them).
-    """
-    m = len(v)
-    edge = np.roll(v, -1, axis=1) - v  # zero on the padding
-    # Pick's theorem: lattice points in H = area + boundary points / 2 + 1
-    twice_area = np.abs((v[..., 0] * edge[..., 1] - v[..., 1] * edge[..., 0]).sum(axis=1))
-    boundary = np.gcd(edge[..., 0].astype(np.int64), edge[..., 1].astype(np.int64)).sum(axis=1)
-    chord = v[:, :, None, :] - v[:, None, :, :]
-    chord += np.where(chord >= 0, 1.0, -1.0)  # corner to opposite corner
-    chord = chord.reshape(m, -1, 2)
-    best = chord[np.arange(m), np.argmax(np.einsum("nij,nij->ni", chord, chord), axis=1)]
-    length = np.hypot(edge[..., 0], edge[..., 1])
-    normal = np.stack([-edge[..., 1], edge[..., 0]], axis=2) / np.maximum(length, 1e-12)[..., None]
-    normal = np.concatenate([normal, np.broadcast_to(np.eye(2), (m, 2, 2))], axis=1)
-    reach = np.abs(normal).sum(axis=2)  # width of the unit square across each normal
-    widths = np.ptp(np.einsum("nkc,njc->nkj", v, normal), axis=1) + reach
-    widths[reach == 0] = np.inf  # padding edges have no direction
-    e = np.argmin(widths, axis=1)
-    thin = normal[np.arange(m), e]
-    return ((twice_area + boundary) / 2.0 + 1.0, length.sum(axis=1) + 4.0,
-            np.hypot(best[:, 0], best[:, 1]),
-            _fold_deg(np.degrees(np.arctan2(-best[:, 0], best[:, 1]))),
-            widths[np.arange(m), e], _fold_deg(np.degrees(np.arctan2(-thin[:, 0], thin[:, 1]))))
-
-
-def _hull_vertices(centres):
-    """(K, 2) integer vertices of the convex hull of ``centres`` in order around it."""
-    try:
-        return centres[ConvexHull(centres).vertices]
-    except QhullError:  # all centres on one line: a row, a column, a diagonal, one pixel
-        order = np.lexsort(centres.T[::-1])
-        return centres[[order[0], order[-1]]]
 
 
 def _intensity_features(runs, image, area, n):

@@ -30,6 +30,7 @@ from skimage.segmentation import clear_border as _clear_border
 
 from tempipe import _segment_annotations as annotations
 from tempipe import _segment_noise as noise
+from tempipe import _segment_outliers as outliers
 from tempipe import _segment_scale as scale
 from tempipe import _segment_split as split
 from tempipe import _segment_steps as steps
@@ -115,7 +116,8 @@ def _check_image(image) -> np.ndarray:
         raise ParameterError(
             f"image must hold integer or floating-point intensities, got dtype {arr.dtype}.")
     if min(arr.shape) < 16:
-        raise ParameterError(f"image must be at least 16 x 16 pixels, got {arr.shape}.")
+        raise ParameterError(f"image must be at least 16 x 16 pixels, got {arr.shape}: too "
+                             "small to hold a measurable particle; use the full micrograph.")
     if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
         raise ParameterError(
             "image contains NaN or infinite values; replace them (e.g. np.nan_to_num) or "
@@ -389,8 +391,8 @@ def _split(mask, components, holes, radius, grid, coarse, cut, params) -> np.nda
     if params.clear_border:
         labels = _clear_border(labels)
     if params.outlier_filter:
-        labels = steps.drop_outliers(labels, params.outlier_area_factor,
-                                     params.outlier_max_solidity)
+        labels = outliers.drop_outliers(labels, params.outlier_area_factor,
+                                        params.outlier_max_solidity)
     return labels
 
 

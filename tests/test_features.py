@@ -340,3 +340,39 @@ def test_bad_arrays(labels, image, match):
 def test_bad_pixel_size(pixel_size):
     with pytest.raises(CalibrationError, match="pixel_size_nm must be a positive finite"):
         measure_particles(GOOD_LAB, GOOD_IMG, pixel_size)
+
+
+def test_hull_features_match_qhull_on_irregular_particles_and_lines():
+    from scipy.spatial import ConvexHull
+    rng = np.random.default_rng(7)
+    lab = np.zeros((90, 120), np.int32)
+    for k in range(1, 9):
+        rr, cc = draw.ellipse(rng.uniform(10, 80), rng.uniform(10, 110), rng.uniform(2, 12),
+                              rng.uniform(2, 12), lab.shape, rotation=rng.uniform(0, np.pi))
+        lab[rr, cc] = k
+        lab[rr[::7], np.clip(cc[::7] + 3, 0, 119)] = k       # ragged, concave edges
+    lab[2, 5:30] = 20                                          # a row, a column, a diagonal
+    lab[40:70, 2] = 21
+    rr, cc = draw.line(60, 100, 85, 115)
+    lab[rr, cc] = 22
+    lab[88, 60] = 23                                           # one pixel
+    table = measure_particles(lab, np.ones(lab.shape)).set_index("label")
+    for k in np.unique(lab)[1:]:
+        rows, cols = np.nonzero(lab == k)
+        pts = np.stack([rows, cols], axis=1).astype(float)
+        try:
+            hull = ConvexHull(pts)
+            area, perimeter = hull.volume, hull.area
+            corners = pts[hull.vertices].astype(int)                # counter-clockwise
+        except Exception:                                      # collinear: a segment
+            corners = pts[[np.lexsort(pts.T[::-1])[i] for i in (0, -1)]].astype(int)
+            area, perimeter = 0.0, 2 * np.hypot(*np.ptp(pts, axis=0))
+        edges = np.roll(corners, -1, axis=0) - corners
+        on_edges = np.gcd(edges[:, 0], edges[:, 1]).sum()
+        row = table.loc[k]
+        assert_allclose(row.convex_perimeter_px, perimeter + 4, atol=1e-9)
+        assert_allclose(row.convex_area_px, area + on_edges / 2 + 1, atol=1e-9)  # Pick
+        max_feret, min_feret = brute_feret(lab == k, n_angles=3600)
+        assert_allclose(row.max_feret_diameter_px, max_feret, atol=1e-9)
+        assert row.min_feret_diameter_px <= min_feret + 1e-9
+        assert row.min_feret_diameter_px >= min_feret - 0.01 * min_feret

@@ -492,3 +492,43 @@ def test_bad_params_object_raises():
 def test_invalid_params_raise(kwargs, match):
     with pytest.raises(ParameterError, match=match):
         SegmentParams(**kwargs)
+
+
+def _random_blobs(rng, shape=(70, 80), n=6):
+    lab = np.zeros(shape, np.int32)
+    for k in range(1, n + 1):
+        rr, cc = draw.ellipse(rng.uniform(0, shape[0]), rng.uniform(0, shape[1]),
+                              rng.uniform(1, 18), rng.uniform(1, 18), shape,
+                              rotation=rng.uniform(0, np.pi))
+        lab[rr, cc] = k
+        r, c = int(rng.integers(0, shape[0])), int(rng.integers(0, shape[1]))
+        lab[r, max(0, c - 12):c] = k                     # thin spurs and bridges
+    return lab
+
+
+def test_convex_area_is_skimages_area_convex():
+    from skimage.measure import regionprops
+
+    from tempipe._segment_outliers import convex_area_px
+    rng = np.random.default_rng(40)
+    for _ in range(40):
+        lab = _random_blobs(rng)
+        for prop in regionprops(lab):
+            assert convex_area_px(prop.image) == prop.area_convex
+    line = np.zeros((1, 9), bool)
+    line[0, 2:7] = True
+    assert convex_area_px(line) == 5
+
+
+def test_erode_rebuild_is_an_opening_of_each_particle_by_the_distance_map():
+    from tempipe._segment_split import erode_rebuild
+    rng = np.random.default_rng(41)
+    for depth in (0.9, 1.4, np.sqrt(2), 2.0, 2.3, 3.3):
+        lab = _random_blobs(rng)
+        expected = lab.copy()
+        for k in range(1, lab.max() + 1):            # the definition, particle by particle
+            region = lab == k
+            core = ndi.distance_transform_edt(region) > depth
+            if core.any():
+                expected[region & (ndi.distance_transform_edt(~core) > depth)] = 0
+        np.testing.assert_array_equal(erode_rebuild(lab, depth), expected)
