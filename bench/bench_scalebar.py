@@ -14,6 +14,12 @@ font (the DejaVu family) and font size, with labels in nm, µm (decimals such as
 - time per image of finding (no OCR) and of OCR.
 
 Run: ``python bench/bench_scalebar.py [--cases 240] [--blank 60] [--no-ocr] [--seed 0]``.
+
+Real micrographs carry no truth file: ``--real DIR --out OUT`` runs ``find_scale_bar`` on
+every image in ``DIR`` (e.g. ``../shared/data/emps-train/images``), prints how many bars
+were found and labels read, and writes ``OUT/scalebars.csv`` and contact sheets
+``OUT/bars_NN.png`` (the region around each bar, the bar outlined, length and value
+captioned) for checking by eye.
 """
 
 from __future__ import annotations
@@ -166,14 +172,70 @@ def run(n_cases: int, n_blank: int, ocr: bool, seed: int) -> None:
         print("  miss:", miss)
 
 
+def run_real(folder: Path, out: Path, per_sheet: int = 12) -> None:
+    """Bars and labels found on real images, listed and drawn for checking by eye."""
+    import csv
+
+    from PIL import Image, ImageDraw
+
+    from tempipe.io import load_micrograph
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows, tiles, times = [], [], []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".tif",
+                                                                           ".tiff", ".jpg")):
+        image = load_micrograph(path).image
+        t0 = time.perf_counter()
+        bar = find_scale_bar(image)
+        times.append((time.perf_counter() - t0) * 1e3)
+        rows.append({"image": path.name, "length_px": bar and round(bar.length_px, 2),
+                     "bbox": bar and bar.bbox, "value_nm": bar and bar.value_nm,
+                     "text": bar and bar.text})
+        if bar is None:
+            continue
+        r0, c0, r1, c1 = bar.label_bbox or bar.bbox
+        window = (max(0, c0 - 30), max(0, r0 - 30), min(image.shape[1], c1 + 30),
+                  min(image.shape[0], r1 + 30))
+        tile = Image.open(path).convert("RGB").crop(window)
+        b = bar.bbox
+        ImageDraw.Draw(tile).rectangle([b[1] - window[0] - 1, b[0] - window[1] - 2,
+                                        b[3] - window[0], b[2] - window[1] + 1],
+                                       outline=(255, 0, 0))
+        tile.thumbnail((390, 150))
+        canvas = Image.new("RGB", (400, 170), (40, 40, 90))
+        canvas.paste(tile, (0, 0))
+        ImageDraw.Draw(canvas).text((2, 156), f"{path.stem[:10]} L={bar.length_px:.1f} "
+                                    f"v={bar.value_nm} {bar.text!r}"[:64], fill=(255, 255, 0))
+        tiles.append(canvas)
+    with open(out / "scalebars.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    for k in range(0, len(tiles), per_sheet):
+        part = tiles[k:k + per_sheet]
+        sheet = Image.new("RGB", (800, 170 * ((len(part) + 1) // 2)))
+        for j, tile in enumerate(part):
+            sheet.paste(tile, ((j % 2) * 400, (j // 2) * 170))
+        sheet.save(out / f"bars_{k // per_sheet:02d}.png")
+    print(f"{len(rows)} images: bars on {len(tiles)}, label values read on "
+          f"{sum(r['value_nm'] is not None for r in rows)}; find_scale_bar median "
+          f"{np.median(times):.0f} ms; list and contact sheets in {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=240)
     parser.add_argument("--blank", type=int, default=60)
     parser.add_argument("--no-ocr", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--real", type=Path, help="folder of real micrographs")
+    parser.add_argument("--out", type=Path, default=Path("scalebar_check"),
+                        help="where --real writes its list and contact sheets")
     args = parser.parse_args()
-    run(args.cases, args.blank, not args.no_ocr, args.seed)
+    if args.real is not None:
+        run_real(args.real, args.out)
+    else:
+        run(args.cases, args.blank, not args.no_ocr, args.seed)
 
 
 if __name__ == "__main__":

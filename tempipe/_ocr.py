@@ -3,13 +3,11 @@
 Private helper of :mod:`tempipe.scalebar`. The cleaned label line (see
 :mod:`tempipe._scalebar_label`) is upscaled and read as one line (``--psm 7``), with a
 whitelist of digits, separators and unit letters or without, in up to four ways
-(``READINGS``) until two readings agree on a sure value. Tesseract reads digits and "nm"
-well but the µ of "µm" as "u", "p", "y" or not at all, so the unit is checked on the
-glyphs themselves: a µ or p hangs below the baseline of the final m, and a p has a closed
-bowl where a µ has none. A reading has a value only when its text is "<number> <unit>",
-the unit is sure, no decimal point was lost and the number is a round scale-bar value
-(``ROUND_MANTISSAS``); the label's value is None (the user types the length) unless two
-readings agree. Without the ``tesseract`` program or ``pytesseract`` nothing is read.
+(``READINGS``). A reading has a value only when its text is "<number> <unit>", the number
+is a round scale-bar value (``ROUND_MANTISSAS``) and the reading agrees with the label's
+glyphs: unit, decimal point, no glyph skipped (:mod:`tempipe._label_glyphs`). The label's
+value is None (the user types the length) unless two readings agree and none gives
+another value. Without the ``tesseract`` program or ``pytesseract`` nothing is read.
 """
 
 from __future__ import annotations
@@ -22,7 +20,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
+
+from tempipe import _label_glyphs as _glyphs
 
 #: Readings tried in turn, (text height in px, binarised, whitelist): Tesseract's digit
 #: errors change with the scale and the preparation, so two agreeing readings are trusted.
@@ -38,16 +37,6 @@ NM_PER_UNIT = {"nm": 1.0, "µm": 1e3, "mm": 1e6, "pm": 1e-3, "Å": 0.1}
 ROUND_MANTISSAS = (1.0, 2.0, 2.5, 3.0, 5.0)
 #: Grey level (of 255) under which the upscaled label is ink for the glyph checks.
 GLYPH_THRESHOLD = 128
-#: A µ or p reaches this fraction of the text height below the baseline (a comma less).
-DESCENDER_FRACTION = 0.15
-#: A µ or p starts at least this fraction of the text height below the digits' top.
-X_HEIGHT_GAP = 0.12
-#: A decimal point is at most this fraction of the text height across.
-DOT_FRACTION = 0.3
-#: A p's bowl is at least this fraction of the squared text height.
-MIN_BOWL_FRACTION = 0.03
-#: Characters Tesseract gives for a µ (or a p) before the final m.
-_MU_LIKE = frozenset("uµμpyjwi")
 _LABEL = re.compile(r"([0-9OoIl|]+(?:[.,:][0-9OoIl|]+)?)([nmupyjwiaµμå]{1,3})")
 _NUMBER_FIXES = str.maketrans({"O": "0", "o": "0", "I": "1", "l": "1", "|": "1", ",": ".",
                                ":": "."})
@@ -94,13 +83,17 @@ def parse_label(text: str) -> tuple[float, str] | None:
     -------
     (float, str) or None
         The number (``,`` and ``:`` read as a decimal point, O and l as 0 and 1) and the
-        unit letters in lower case as read (``"um"``, ``"pm"``, ``"nm"``, ``"a"``...).
+        unit letters in lower case as read (``"um"``, ``"pm"``, ``"nm"``, ``"a"``...); None
+        also for a number with a space inside ("50000 0 nm") or starting with "0" and
+        another digit ("05 nm"), where a decimal point was lost.
 
     Examples
     --------
     >>> parse_label("0,5 um")
     (0.5, 'um')
     """
+    if re.search(r"\d\s+\d", text):
+        return None  # "50000 0": a space inside a number, where a decimal point was lost
     squeezed = re.sub(r"\s+", "", text)
     squeezed = re.sub(r"^[^0-9A-Za-z]+|[^0-9A-Za-zµμÅå]+$", "", squeezed)
     match = _LABEL.fullmatch(squeezed[:1] + squeezed[1:].lower().replace("å", "a")
@@ -152,100 +145,6 @@ def label_ink(crop: np.ndarray, height_px: int = 32) -> np.ndarray:
     return np.asarray(grey.resize(size, Image.Resampling.BICUBIC))
 
 
-def _text_rows(labels: np.ndarray) -> tuple[float, float] | None:
-    """Top row of the tallest glyphs and the baseline of a labelled label image.
-
-    The top is the highest top of the components at least 0.7 times the median component
-    height (digits, not a stray stroke); the baseline the median lowest ink row of them.
-    """
-    objects = [sl for sl in ndimage.find_objects(labels) if sl is not None]
-    if not objects:
-        return None
-    heights = np.array([sl[0].stop - sl[0].start for sl in objects])
-    tall = [sl for sl, h in zip(objects, heights) if h >= 0.7 * np.median(heights)]
-    return (float(min(sl[0].start for sl in tall)),
-            float(np.median([sl[0].stop - 1 for sl in tall])))
-
-
-def _descender(ink: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """The glyph hanging below the baseline just before the last glyph (the µ or p of "µm"
-    or "pm") and the text height; None when there is none.
-
-    A column descends when its ink reaches ``DESCENDER_FRACTION`` of the text height below
-    the baseline; the right-most descending column must lie within ``2.2`` text heights of
-    the label's end (an m's width), which leaves out a decimal comma. Like a µ or p, the
-    glyph must start at the x-height (``X_HEIGHT_GAP`` below the digits' top), be at least
-    0.6 text heights tall and hang less than half of one.
-    """
-    labels, _ = ndimage.label(ink, structure=np.ones((3, 3)))
-    rows = _text_rows(labels)
-    if rows is None:
-        return None
-    (top, baseline), cols = rows, np.flatnonzero(ink.any(axis=0))
-    height = baseline - top
-    bottoms = ink.shape[0] - 1 - np.argmax(ink[::-1, cols], axis=0)
-    deep = np.flatnonzero(bottoms > baseline + DESCENDER_FRACTION * height)
-    if height <= 0 or deep.size == 0 or cols[-1] - cols[deep[-1]] > 2.2 * height:
-        return None
-    glyph = labels == labels[bottoms[deep[-1]], cols[deep[-1]]]
-    g_rows = np.flatnonzero(glyph.any(axis=1))
-    if (g_rows[0] < top + X_HEIGHT_GAP * height or g_rows[-1] > baseline + 0.5 * height
-            or g_rows[-1] - g_rows[0] + 1 < 0.6 * height):
-        return None
-    return glyph, height
-
-
-def _has_bowl(mask: np.ndarray, height: float) -> bool:
-    """Whether ``mask`` encloses a hole of at least ``MIN_BOWL_FRACTION`` of the squared
-    text height (the bowl of a p; noise leaves smaller ones, µ and m none)."""
-    rows, cols = np.nonzero(mask)
-    glyph = mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-    background, n = ndimage.label(~np.pad(glyph, 1))
-    if n < 2:
-        return False
-    sizes = np.bincount(background.ravel())
-    sizes[[0, background[0, 0]]] = 0  # ink and the outside
-    return bool(sizes.max() >= MIN_BOWL_FRACTION * height ** 2)
-
-
-def unit_of(letters: str, ink: np.ndarray) -> str | None:
-    """The unit a label's letters stand for, checked on its glyphs; None when unsure.
-
-    Parameters
-    ----------
-    letters : str
-        Unit letters as read, lower case.
-    ink : (H, W) bool ndarray
-        The label as read, True = ink.
-
-    Returns
-    -------
-    str or None
-        ``"nm"`` for "nm" with nothing below the baseline; ``"µm"`` or ``"pm"`` for a µ-like
-        letter (or none) before the m when one glyph hangs below the baseline there, a p
-        having a bowl; ``"Å"`` for "A" or "Å". A "u" that does not hang (an "um" typed for
-        µm, or an "n" misread), "mm" (more often a misread "nm" than a real unit on a
-        micrograph) and anything else give None.
-    """
-    if letters in ("a", "å"):
-        return "Å"
-    if not letters.endswith("m"):
-        return None
-    prefix, hanging = letters[:-1], _descender(ink)
-    if prefix == "n":
-        return "nm" if hanging is None else None
-    if set(prefix) <= _MU_LIKE and hanging is not None and _one_glyph(*hanging):
-        return "pm" if _has_bowl(*hanging) else "µm"
-    return None
-
-
-def _one_glyph(mask: np.ndarray, height: float) -> bool:
-    """Whether a component is no wider than one µ or p (not merged with its m or a speck
-    of particle)."""
-    cols = np.flatnonzero(mask.any(axis=0))
-    return bool(cols[-1] - cols[0] + 1 <= 1.1 * height)
-
-
 @contextlib.contextmanager
 def _single_thread():
     """Run Tesseract single-threaded (its OpenMP threads only slow small images down)."""
@@ -272,34 +171,25 @@ def tesseract_line(page: Image.Image, whitelist: bool = True) -> tuple[str, floa
     return " ".join(w for w, _ in words), float(np.mean([c for _, c in words]))
 
 
-def _has_dot(ink: np.ndarray) -> bool:
-    """Whether a small mark (a decimal point) sits on the baseline between glyphs."""
-    labels, n = ndimage.label(ink, structure=np.ones((3, 3)))
-    rows = np.flatnonzero(ink.any(axis=1))
-    if n < 3 or rows.size == 0:
-        return False
-    cols = np.flatnonzero(ink.any(axis=0))
-    baseline = float(np.median(ink.shape[0] - 1 - np.argmax(ink[::-1, cols], axis=0)))
-    height = baseline - rows[0]
-    for sl in ndimage.find_objects(labels):
-        h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
-        if (max(h, w) <= DOT_FRACTION * height and abs(sl[0].stop - 1 - baseline)
-                <= 0.1 * height + 1 and cols[0] < sl[1].start and sl[1].stop - 1 < cols[-1]):
-            return True
-    return False
-
-
-def value_of(text: str, ink: np.ndarray) -> float | None:
-    """The label's value in nm from its text and glyphs, None unless sure (module doc)."""
+def value_of(text: str, ink: np.ndarray, scale: float = 1.0) -> float | None:
+    """The label's value in nm from its text and glyphs (``ink`` upscaled ``scale`` times
+    from the micrograph), None unless sure (module doc)."""
     parsed = parse_label(text)
     if parsed is None:
         return None
     number, letters = parsed
-    if not re.search(r"\d[.,:]\d", text) and _has_dot(ink):
-        return None  # a decimal point on the label that the reading lost
-    unit = unit_of(letters, ink)
+    unit = _glyphs.unit_of(letters, ink)
     if unit is None or not is_round(number):
         return None
+    separated = bool(re.search(r"\d[.,:]\d", text))
+    if separated != _glyphs.has_dot(ink):
+        return None  # a decimal point on the label that the reading lost, or one made up
+    n_digits = len(re.sub(r"[^0-9OoIl|]", "", text))
+    tall, height = _glyphs.tall_glyphs(ink)
+    if _glyphs.skipped(tall, height, scale, n_digits + len(unit)):
+        return None  # glyphs the reading skipped ("2 µm" for "0.2 µm")
+    if not separated and _glyphs.wide_gap(tall, height, n_digits):
+        return None  # ... or a decimal point too faint to be seen on the glyphs
     return number * NM_PER_UNIT[unit]
 
 
@@ -313,39 +203,59 @@ def _page(crop: np.ndarray, height_px: int, binarise: bool) -> tuple[Image.Image
     return Image.fromarray(np.pad(grey, pad, constant_values=255)), ink
 
 
-def read_label(crop: np.ndarray) -> LabelReading | None:
+def read_label(crop: np.ndarray, *alternatives: np.ndarray) -> LabelReading | None:
     """Read the value of a scale-bar label.
 
     The label is read in the ways of ``READINGS`` (one Tesseract call each) until two
     readings give the same value (module doc): two calls for a clear label, up to four for
-    a hard one. A single reading is not trusted: Tesseract drops or swaps a digit now and
-    then ("5nm" for "50 nm") with all checks passing.
+    a hard one, then the same for each of ``alternatives`` while none did. A single reading
+    is not trusted: Tesseract drops or swaps a digit now and then ("5nm" for "50 nm",
+    "3 µm" for "5 µm") with all checks passing; a reading whose value differs from an
+    earlier one's (of any crop) ends the search with no value.
 
     Parameters
     ----------
     crop : (h, w) float ndarray
         The label's text line as ink distance in [0, 1]: 0 = ink, 1 = paper, nothing but
         the text inked.
+    *alternatives : (h', w') float ndarray
+        Other cleanings of the same line, read in turn when ``crop`` gives no value.
 
     Returns
     -------
     LabelReading or None
-        A reading whose value another reading confirmed, else the first reading with its
-        value set to None; None when Tesseract is not installed or fails to run.
+        A reading whose value another reading of the same crop confirmed and none
+        contradicted, else the first reading with its value set to None; None when
+        Tesseract is not installed or fails to run.
     """
     if not tesseract_available():
         return None
     readings: list[LabelReading] = []
-    for height_px, binarise, whitelist in READINGS:
-        page, ink = _page(crop, height_px, binarise)
+    for image in (crop, *alternatives):
         try:
-            text, confidence = tesseract_line(page, whitelist)
+            confirmed, done = _read_crop(image, readings)
         except (OSError, RuntimeError):  # pytesseract's TesseractError is a RuntimeError
             return None
-        reading = LabelReading(value_of(text, ink), text, confidence)
-        if reading.value_nm is not None and any(
-                r.value_nm is not None and np.isclose(r.value_nm, reading.value_nm)
-                for r in readings):
-            return reading
-        readings.append(reading)
+        if confirmed is not None or done:
+            return confirmed or replace(readings[0], value_nm=None)
     return replace(readings[0], value_nm=None)
+
+
+def _read_crop(crop: np.ndarray, readings: list) -> tuple[LabelReading | None, bool]:
+    """Read one crop in the ways of ``READINGS``, adding to ``readings``: (the confirmed
+    reading or None, whether readings disagreed)."""
+    start = len(readings)
+    for height_px, binarise, whitelist in READINGS:
+        page, ink = _page(crop, height_px, binarise)
+        text, confidence = tesseract_line(page, whitelist)
+        reading = LabelReading(value_of(text, ink, ink.shape[0] / crop.shape[0]), text,
+                               confidence)
+        earlier = [r.value_nm for r in readings if r.value_nm is not None]
+        readings.append(reading)
+        if reading.value_nm is None:
+            continue
+        if any(not np.isclose(v, reading.value_nm) for v in earlier):
+            return None, True  # two readings disagree: neither is trusted
+        if any(r.value_nm is not None for r in readings[start:-1]):
+            return reading, False
+    return None, False

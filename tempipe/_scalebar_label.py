@@ -2,11 +2,12 @@
 
 Private helper of :mod:`tempipe.scalebar`. Around a bar, glyphs are the connected pixels
 close to the bar's own level (text and bar share one colour); outside a label box a glyph
-must also have a core at that level, which particles and noise lack, and a component that
-is too large or too faint for a glyph (text touching a particle) is split along its core.
-Glyphs of similar height, aligned on their tops or baselines and close together form text
-lines; the line nearest the bar, above, below or beside it, is the label. Its crop keeps
-only the line's glyphs (and the dots and rings between them), so Tesseract sees clean text.
+must also have a core at the ink level, which particles and noise lack, and a component
+too large or too faint for a glyph (glyphs set close together, text touching a particle)
+is split. Glyphs of similar height, aligned on their tops or baselines and close together
+form text lines; the line nearest the bar, above, below or beside it, is the label, and
+:mod:`tempipe._label_clean` crops it clean for Tesseract. Where particles lie by the text,
+the line is also found and cleaned against the local paper (the particle's level).
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
+from tempipe._label_clean import MIN_CORE_SHARE, TEXT_CORE_FRACTION, clean_crop, local_distance
+
 #: Text pixels lie within this fraction of the ink-to-paper contrast from the ink ...
 TEXT_INK_FRACTION = 0.45
 #: ... or, on the clean paper of a label box, within this fraction.
 BOXED_INK_FRACTION = 0.6
-#: ... and outside a box MIN_CORE_SHARE of a glyph lies within TEXT_CORE_FRACTION of it.
-TEXT_CORE_FRACTION, MIN_CORE_SHARE = 0.2, 0.2
-#: A mark (a decimal point) outside a box reaches this fraction of the contrast to the ink.
-MARK_CORE_FRACTION = 0.3
 #: Shortest text line read as a label, in pixels.
 MIN_TEXT_HEIGHT_PX = 5
 #: Paper-level tolerance of a label box, as a fraction of the ink-to-paper contrast.
@@ -52,6 +51,12 @@ class Label:
         Glyphs found in the text line.
     boxed : bool
         Whether bar and text sit in an opaque box.
+    crop_origin : tuple of int or None
+        Image ``(row, col)`` of the crop's first pixel.
+    alternatives : tuple of ndarray
+        Other cleanings of the text line, to read when ``crop`` does not read.
+    alternative_origins : tuple of tuple
+        Image ``(row, col)`` of their first pixels.
     """
 
     line_bbox: tuple | None
@@ -59,6 +64,9 @@ class Label:
     crop: np.ndarray | None
     n_glyphs: int = 0
     boxed: bool = False
+    crop_origin: tuple | None = None
+    alternatives: tuple = ()
+    alternative_origins: tuple = ()
 
 
 def union(*boxes) -> tuple[int, int, int, int]:
@@ -127,14 +135,33 @@ def _glyphs(distance: np.ndarray, boxed: bool, max_height: int):
         piece = loose[sl] == i + 1
         if _glyph_shaped(sl, max_height) and share[i] >= min_core_share:
             parts = [(sl, piece)]
-        elif share[i] > 0:  # too large or too faint: split along its core
-            parts = _core_parts(core[sl] & piece, sl, max_height)
+        elif share[i] > 0:  # too large or too faint: split
+            parts = _split(piece, core[sl], sl, max_height, min_core_share)
         else:
             parts = []
         for psl, mask in parts:
             boxes.append((psl[0].start, psl[1].start, psl[0].stop, psl[1].stop))
             glyphs[psl][mask] = len(boxes)
     return glyphs, boxes, loose
+
+
+def _split(piece: np.ndarray, core: np.ndarray, sl, max_height: int,
+           min_core_share: float) -> list[tuple]:
+    """Glyphs of a component too large or too faint for one (``piece``, a boolean patch at
+    slice ``sl``, ``core`` its ink core): its parts without the bridging of one-pixel gaps
+    (glyphs set close together), and those still not glyphs (text touching a particle)
+    split along their core. (slice in the window, mask) pairs."""
+    sub, _ = ndimage.label(piece, structure=np.ones((3, 3), dtype=bool))
+    parts = []
+    for j, s in enumerate(ndimage.find_objects(sub)):
+        mask, inner = sub[s] == j + 1, core[s]
+        full = (slice(sl[0].start + s[0].start, sl[0].start + s[0].stop),
+                slice(sl[1].start + s[1].start, sl[1].start + s[1].stop))
+        if _glyph_shaped(s, max_height) and inner[mask].mean() >= max(min_core_share, 1e-9):
+            parts.append((full, mask))
+        elif inner[mask].any():
+            parts += _core_parts(inner & mask, full, max_height)
+    return parts
 
 
 def _core_parts(core: np.ndarray, sl, max_height: int) -> list[tuple]:
@@ -196,58 +223,54 @@ def _pick_line(lines, bar) -> int | None:
     return best
 
 
-def _clean_crop(distance, glyphs, loose, members, line, boxed: bool) -> np.ndarray:
-    """The text line with a margin, as ink distance; all but its text set to paper.
-
-    Kept: the line's glyphs (of glyphs split off a particle, only their ink core) and the
-    marks lying inside the line's box (dots, rings, glyph pieces too faint to be glyphs;
-    outside a label box only those reaching the ink core), less thick blobs away from the
-    ink core outside a label box, each grown by a pixel for its anti-aliased edge.
-    """
-    h = line[2] - line[0]
-    margin = max(2, int(0.25 * h))
-    r0, c0 = max(0, line[0] - margin), max(0, line[1] - margin)
-    r1, c1 = min(distance.shape[0], line[2] + margin), min(distance.shape[1], line[3] + margin)
-    near, marks = distance[r0:r1, c0:c1], loose[r0:r1, c0:c1]
-    box = (line[0] - r0, line[1] - c0, line[2] - r0, line[3] - c0)
-    ids = np.unique(marks[box[0]:box[2], box[1]:box[3]])
-    ids = ids[ids > 0]
-    if ids.size:  # marks: components lying inside the line's box, at most half its height
-        local = np.union1d(0, marks)
-        relabelled = np.searchsorted(local, marks)
-        objects = ndimage.find_objects(relabelled)
-        keys = np.searchsorted(local, ids)
-        area = ndimage.sum(np.ones(marks.shape), relabelled, keys)
-        core = ndimage.maximum(near <= MARK_CORE_FRACTION, relabelled, keys)
-        fits = np.array([objects[k - 1][0].start >= box[0] and objects[k - 1][0].stop <= box[2]
-                         and objects[k - 1][1].start >= box[1]
-                         and objects[k - 1][1].stop <= box[3]
-                         and objects[k - 1][0].stop - objects[k - 1][0].start <= 0.5 * h
-                         for k in keys])
-        ids = ids[fits & (core.astype(bool) | boxed)]
-    keep = np.isin(glyphs[r0:r1, c0:c1], members + 1) | np.isin(marks, ids)
-    if not boxed:
-        keep &= ~_blobs_off_core(keep, near)
-    keep = ndimage.binary_dilation(keep) & (near < 1)
-    return np.where(keep, near, 1.0)
+def in_ruler(image: np.ndarray, bar, levels: tuple[float, float]) -> bool:
+    """Whether the bar is one block of a chequered ruler: past one of its ends, on its
+    rows, a block of the paper level, a block of the ink level half to one and a half times
+    as long as the bar, and another block of the paper level (paper blocks at least a third
+    as long as the bar, two columns of blur allowed before each block). Past a bar in a
+    label box, the background beyond the box runs on."""
+    (r0, c0, r1, c1), (ink, paper) = bar, levels
+    tol, length = 0.25 * abs(ink - paper), c1 - c0
+    strip = image[r0:r1]
+    is_paper = (np.abs(strip - paper) <= tol).mean(axis=0) >= 0.8
+    is_ink = (np.abs(strip - ink) <= tol).mean(axis=0) >= 0.8
+    for step, start in ((-1, c0 - 1), (1, c1)):
+        cols = np.arange(start, start + step * 3 * length, step)
+        cols = cols[(cols >= 0) & (cols < image.shape[1])]
+        n_paper, rest = _run(is_paper[cols])
+        n_ink, end = _run(is_ink[cols[rest:]])
+        n_next, _ = _run(is_paper[cols[rest + end:]])
+        if (min(n_paper, n_next) >= max(4, length / 3)
+                and 0.5 * length <= n_ink <= 1.5 * length):
+            return True
+    return False
 
 
-def _blobs_off_core(keep: np.ndarray, near: np.ndarray) -> np.ndarray:
-    """Parts of ``keep`` more than two pixels from the ink core that are thick (a particle
-    touching the text), as a mask; faint thin strokes of light fonts are not."""
-    far = keep & ~ndimage.binary_dilation(near <= TEXT_CORE_FRACTION, iterations=2)
-    labels, n = ndimage.label(far)
-    if n == 0:
-        return far
-    thickness = ndimage.maximum(ndimage.distance_transform_edt(far), labels,
-                                np.arange(1, n + 1))
-    return np.isin(labels, np.flatnonzero(thickness >= 2.0) + 1)
+def _run(flags: np.ndarray, blur: int = 2) -> tuple[int, int]:
+    """Length of the run of True starting within ``blur`` places of the start of ``flags``,
+    and where it ends."""
+    first = np.flatnonzero(flags[:blur + 1])
+    if first.size == 0:
+        return 0, 0
+    tail = flags[first[0]:]
+    n = int(np.argmin(tail)) if not tail.all() else tail.size
+    return n, int(first[0] + n)
 
 
 def find_label(image: np.ndarray, bar, color: str) -> Label:
-    """The label of the bar at ``bar`` (a bbox) of colour ``color`` ("white"/"black")."""
+    """The label of the bar at ``bar`` (a bbox) of colour ``color`` ("white"/"black"); no
+    label for a block of a chequered ruler (:func:`in_ruler`), whose label is the ruler's.
+
+    Outside a label box, where particles lie under or next to the text line
+    (:func:`local_distance`), the label is also cleaned against the local paper: that
+    crop comes first (over a particle, the plain cleaning may lose a decimal point or a
+    glyph without a trace), the plain one after it in ``alternatives``, unless the local
+    line holds fewer glyphs.
+    """
     lo, hi = float(image.min()), float(image.max())
     levels = (hi, lo) if color == "white" else (lo, hi)
+    if in_ruler(image, bar, levels):
+        return Label(None, None, None)
     win = label_window(image.shape, bar)
     box = opaque_box(image, bar, win, levels)
     levels = (float(np.median(image[bar[0]:bar[2], bar[1]:bar[3]])), levels[1])
@@ -256,18 +279,44 @@ def find_label(image: np.ndarray, bar, color: str) -> Label:
     else:
         win = box
     sub = image[win[0]:win[2], win[1]:win[3]]
-    distance = np.clip(np.abs(sub - levels[0]) / max(abs(levels[1] - levels[0]), 1e-12), 0, 1)
+    distance = np.abs(sub - levels[0]) / max(abs(levels[1] - levels[0]), 1e-12)
     distance[max(0, bar[0] - 1 - win[0]):bar[2] + 1 - win[0],
              max(0, bar[1] - 1 - win[1]):bar[3] + 1 - win[1]] = 1.0
-    max_height = max(MIN_TEXT_HEIGHT_PX, int((1.0 if box else 0.5) * (win[2] - win[0])))
-    glyphs, boxes, loose = _glyphs(distance, box is not None, max_height)
-    lines = text_lines(boxes) if boxes else []
+    passes = [(np.clip(distance, 0, 1), None if box is not None else np.zeros(sub.shape, bool))]
+    if box is None:
+        local, busy = local_distance(distance, bar[2] - bar[0])
+        if busy.any():
+            passes.append((np.clip(local, 0, 1), busy))
     bar_in_win = (bar[0] - win[0], bar[1] - win[1], bar[2] - win[0], bar[3] - win[1])
-    k = _pick_line(lines, bar_in_win)
-    if k is None:
+    max_height = max(MIN_TEXT_HEIGHT_PX, int((1.0 if box else 0.5) * (win[2] - win[0])))
+    found = [f for f in (_line_crop(d, b, bar_in_win, max_height) for d, b in passes) if f]
+    if len(found) == 2:
+        plain, local = found
+        if not local[4]:
+            found = [plain]  # no particle by the text
+        elif local[1] >= plain[1]:
+            found = [local, plain]  # over a particle the plain cleaning may lose glyphs
+    if not found:
         return Label(None, box, None, 0, box is not None)
-    line, members = lines[k]
+    line, n_glyphs, crop, *_ = found[0]
     line_img = (line[0] + win[0], line[1] + win[1], line[2] + win[0], line[3] + win[1])
-    crop = _clean_crop(distance, glyphs, loose, members, line, box is not None)
-    return Label(line_img, box if box is not None else union(bar, line_img), crop,
-                 len(members), box is not None)
+    origins = [(int(f[3][0] + win[0]), int(f[3][1] + win[1])) for f in found]
+    return Label(line_img, box if box is not None else union(bar, line_img), crop, n_glyphs,
+                 box is not None, origins[0], tuple(f[2] for f in found[1:]),
+                 tuple(origins[1:]))
+
+
+def _line_crop(distance: np.ndarray, busy, bar, max_height: int):
+    """The label line of an ink-distance window (``bar`` in window coordinates) and its
+    clean crop (:func:`clean_crop`): (line bbox, glyphs, crop, crop origin, whether the
+    crop's area is ``busy`` anywhere), or None."""
+    glyphs, boxes, loose = _glyphs(distance, busy is None, max_height)
+    lines = text_lines(boxes) if boxes else []
+    k = _pick_line(lines, bar)
+    if k is None:
+        return None
+    line, members = lines[k]
+    crop, (o_r, o_c) = clean_crop(distance, glyphs, loose, members, line, busy)
+    busy_here = busy is not None and bool(busy[o_r:o_r + crop.shape[0],
+                                               o_c:o_c + crop.shape[1]].any())
+    return line, len(members), crop, (o_r, o_c), busy_here

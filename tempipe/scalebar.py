@@ -250,7 +250,8 @@ def _with_reading(image: np.ndarray, box, color: str, label) -> ScaleBar:
     """The ScaleBar of a candidate, its label read when there is one (and Tesseract)."""
     bar = ScaleBar(_measured_length(image, box), tuple(int(v) for v in box),
                    label_bbox=label.label_bbox, color=color)
-    reading = _ocr.read_label(label.crop) if label.crop is not None else None
+    reading = (_ocr.read_label(label.crop, *label.alternatives) if label.crop is not None
+               else None)
     if reading is None:
         return bar
     return replace(bar, value_nm=reading.value_nm, text=reading.text,

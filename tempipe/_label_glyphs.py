@@ -1,0 +1,215 @@
+"""Checking a scale-bar label's reading against its glyphs.
+
+Private helper of :mod:`tempipe._ocr`. Tesseract reads digits and "nm" well but the µ of
+"µm" as "u", "p", "y" or not at all, now and then skips a glyph or a decimal point, and
+takes a speck for a letter; these checks, on the upscaled label's ink mask, decide whether
+a reading can be trusted. A µ hangs below the baseline of the final m and nothing hangs
+below "nm"; a closed bowl in the hanging glyph makes it a p or a µ closed by a speck
+(picometre bars are too rare on micrographs to risk a µm read as pm, a factor of a
+million); an Å has its ring above the digits. A decimal point (or comma) on the glyphs must
+match one in the reading, digits standing too far apart hide a faint one, and the label
+may hold no more tall glyphs than the reading has characters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+#: A µ or p reaches this fraction of the text height below the baseline (a comma less).
+DESCENDER_FRACTION = 0.15
+#: A µ or p starts at least this fraction of the text height below the digits' top.
+X_HEIGHT_GAP = 0.12
+#: A decimal point is at most this fraction of the text height wide and high.
+DOT_FRACTION = 0.4
+#: ... and at least this fraction (smaller specks are noise).
+MIN_DOT_FRACTION = 0.07
+#: Digits of one number stand at most this many text heights apart (a "1" in a serif
+#: font up to 0.35; around a decimal point at least 0.44).
+WIDE_GAP = 0.4
+#: Tall pieces closer than this many text heights (or two micrograph pixels) may be one
+#: glyph (a serif m broken up).
+SPLIT_GAP = 0.15
+#: A p's bowl is at least this fraction of the squared text height.
+MIN_BOWL_FRACTION = 0.03
+#: Characters Tesseract gives for a µ (or a p) before the final m.
+_MU_LIKE = frozenset("uµμpyjwi")
+
+
+def text_rows(labels: np.ndarray) -> tuple[float, float] | None:
+    """Top row of the tallest glyphs and the baseline of a labelled label image.
+
+    The top is the highest top of the components at least 0.7 times the median component
+    height (digits, not a stray stroke); the baseline the median lowest ink row of those
+    among them that start near that top (digits, not a µ hanging below the baseline).
+    """
+    objects = [sl for sl in ndimage.find_objects(labels) if sl is not None]
+    if not objects:
+        return None
+    heights = np.array([sl[0].stop - sl[0].start for sl in objects])
+    tall = [sl for sl, h in zip(objects, heights) if h >= 0.7 * np.median(heights)]
+    top = min(sl[0].start for sl in tall)
+    high = [sl for sl in tall if sl[0].start <= top + 0.1 * (sl[0].stop - sl[0].start)]
+    return float(top), float(np.median([sl[0].stop - 1 for sl in high]))
+
+
+def _hanging(ink: np.ndarray):
+    """Labelled ink, digits' top, baseline, and the ink columns near the label's end (within
+    ``2.6`` text heights: an m and a slanted µ, not a decimal comma) whose ink reaches
+    ``DESCENDER_FRACTION`` of the text height below the baseline, with their lowest rows;
+    None without text."""
+    labels, _ = ndimage.label(ink, structure=np.ones((3, 3)))
+    rows = text_rows(labels)
+    if rows is None or rows[1] <= rows[0]:
+        return None
+    (top, baseline), cols = rows, np.flatnonzero(ink.any(axis=0))
+    height = baseline - top
+    bottoms = ink.shape[0] - 1 - np.argmax(ink[::-1, cols], axis=0)
+    deep = (bottoms > baseline + DESCENDER_FRACTION * height) & (cols >= cols[-1] - 2.6 * height)
+    return labels, top, baseline, cols[deep], bottoms[deep]
+
+
+def _descender(ink: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The glyph hanging below the baseline just before the last glyph (the µ or p of "µm"
+    or "pm") and the text height; None when there is none.
+
+    The glyph holds the right-most hanging column (:func:`_hanging`). Like a µ or p, it
+    must start at the x-height (``X_HEIGHT_GAP`` below the digits' top), be at least 0.6
+    text heights tall and hang less than half of one.
+    """
+    found = _hanging(ink)
+    if found is None or found[3].size == 0:
+        return None
+    labels, top, baseline, cols, bottoms = found
+    height = baseline - top
+    glyph = labels == labels[bottoms[-1], cols[-1]]
+    g_rows = np.flatnonzero(glyph.any(axis=1))
+    if (g_rows[0] < top + X_HEIGHT_GAP * height or g_rows[-1] > baseline + 0.5 * height
+            or g_rows[-1] - g_rows[0] + 1 < 0.6 * height):
+        return None
+    return glyph, height
+
+
+def _has_bowl(mask: np.ndarray, height: float) -> bool:
+    """Whether ``mask`` encloses a hole of at least ``MIN_BOWL_FRACTION`` of the squared
+    text height (the bowl of a p; noise leaves smaller ones, µ and m none)."""
+    rows, cols = np.nonzero(mask)
+    glyph = mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    background, n = ndimage.label(~np.pad(glyph, 1))
+    if n < 2:
+        return False
+    sizes = np.bincount(background.ravel())
+    sizes[[0, background[0, 0]]] = 0  # ink and the outside
+    return bool(sizes.max() >= MIN_BOWL_FRACTION * height ** 2)
+
+
+def unit_of(letters: str, ink: np.ndarray) -> str | None:
+    """The unit a label's letters stand for, checked on its glyphs; None when unsure.
+
+    Parameters
+    ----------
+    letters : str
+        Unit letters as read, lower case.
+    ink : (H, W) bool ndarray
+        The label as read, True = ink.
+
+    Returns
+    -------
+    str or None
+        ``"nm"`` for "nm" with nothing below the baseline near its end; ``"µm"`` for a
+        µ-like letter (or none) before the m when one glyph without a bowl hangs below the
+        baseline there; ``"Å"`` for "A" or "Å" with a ring above the digits. A "u" that
+        does not hang (an "um" typed for µm, or an "n" misread), a hanging glyph with a bowl
+        (a p, or a µ closed by a speck), an "A" without a ring (a cut "nm"), "mm" (more
+        often a misread "nm" than a real unit on a micrograph) and anything else give None.
+    """
+    if letters in ("a", "å"):
+        return "Å" if _has_ring(ink) else None
+    if not letters.endswith("m"):
+        return None
+    prefix = letters[:-1]
+    if prefix == "n":  # nothing may hang below the baseline: a µ read as n, or a speck
+        found = _hanging(ink)
+        return "nm" if found is not None and found[3].size == 0 else None
+    hanging = _descender(ink)
+    if set(prefix) <= _MU_LIKE and hanging is not None and _one_glyph(*hanging):
+        return None if _has_bowl(*hanging) else "µm"
+    return None
+
+
+def _has_ring(ink: np.ndarray) -> bool:
+    """Whether ink rises above the digits (the lowest top of the glyphs before the last;
+    a speck only raises one) over the last glyph: the ring of an Å (an "A" alone is more
+    often a misread "nm" cut short than Ångström)."""
+    tall, _ = tall_glyphs(ink)
+    if len(tall) < 2:
+        return False
+    cols = np.flatnonzero(ink.any(axis=0))
+    first = max(tall[:-1], key=lambda sl: sl[0].start)
+    digit = first[0].stop - first[0].start
+    last = ink[:, max(0, int(cols[-1] - 0.9 * digit)):]
+    return bool(last[:max(0, int(np.ceil(first[0].start - 0.1 * digit)))].any())
+
+
+def _one_glyph(mask: np.ndarray, height: float) -> bool:
+    """Whether a component is no wider than one µ or p (not merged with its m or a speck
+    of particle)."""
+    cols = np.flatnonzero(mask.any(axis=0))
+    return bool(cols[-1] - cols[0] + 1 <= 1.1 * height)
+
+
+def has_dot(ink: np.ndarray) -> bool:
+    """Whether a small mark (a decimal point or comma) sits on the baseline in a gap between
+    glyphs: at least ``MIN_DOT_FRACTION`` of the text height across, at most
+    ``DOT_FRACTION`` wide and high (half as much again for a comma), starting no higher,
+    reaching the baseline and no deeper than a comma, no other ink in its middle column (a
+    speck on a glyph's flank is no dot)."""
+    labels, n = ndimage.label(ink, structure=np.ones((3, 3)))
+    rows = text_rows(labels)
+    if n < 3 or rows is None:
+        return False
+    cols = np.flatnonzero(ink.any(axis=0))
+    baseline, height = rows[1], rows[1] - rows[0] + 1
+    for k, sl in enumerate(ndimage.find_objects(labels)):
+        h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+        mid = (sl[1].start + sl[1].stop - 1) // 2
+        if (MIN_DOT_FRACTION * height <= max(h, w) and w <= DOT_FRACTION * height
+                and h <= 1.5 * DOT_FRACTION * height
+                and sl[0].start >= baseline - DOT_FRACTION * height - 1
+                and baseline - 0.1 * height - 1 <= sl[0].stop - 1 <= baseline + 0.35 * height
+                and cols[0] < sl[1].start and sl[1].stop - 1 < cols[-1]
+                and not np.any(ink[:, mid] & (labels[:, mid] != k + 1))):
+            return True
+    return False
+
+
+def tall_glyphs(ink: np.ndarray) -> tuple[list, float]:
+    """The glyphs at least 0.6 text heights tall (digits and letters, not dots, rings or
+    specks) from left to right, and the text height."""
+    labels, _ = ndimage.label(ink, structure=np.ones((3, 3)))
+    rows = text_rows(labels)
+    if rows is None:
+        return [], 0.0
+    height = rows[1] - rows[0] + 1
+    return sorted((sl for sl in ndimage.find_objects(labels)
+                   if sl is not None and sl[0].stop - sl[0].start >= 0.6 * height),
+                  key=lambda sl: sl[1].start), height
+
+
+def wide_gap(tall: list, height: float, n_digits: int) -> bool:
+    """Whether two of the first ``n_digits`` tall glyphs (the number's digits) stand more
+    than ``WIDE_GAP`` text heights apart, the second as high as a digit (not the x-height
+    letter after digits run together): room for a decimal point too faint to be seen."""
+    digits = tall[:n_digits]
+    return any(b[1].start - a[1].stop > WIDE_GAP * height
+               and b[0].start <= digits[0][0].start + 0.15 * height
+               for a, b in zip(digits, digits[1:]))
+
+
+def skipped(tall: list, height: float, scale: float, n_glyphs: int) -> bool:
+    """Whether the label holds more tall glyphs than the ``n_glyphs`` read (digits and the
+    unit's glyphs), counting pieces closer than ``SPLIT_GAP`` text heights or two
+    micrograph pixels (``scale`` page pixels each) as one glyph (a small m broken up)."""
+    split = max(SPLIT_GAP * height, 2 * scale)
+    return bool(tall) and 1 + sum(b[1].start - a[1].stop > split
+                                  for a, b in zip(tall, tall[1:])) > n_glyphs
