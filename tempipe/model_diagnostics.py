@@ -3,7 +3,10 @@
 - learning curve: training and validation RMSE against the number of training images
   seen (the x axis of the paper's training-progress curve), one line per parameter;
 - Q-Q plot of predicted versus true ``d`` on the test split;
-- RMSE of ``p`` (on a log scale, as the network regresses it) as a function of true ``p``.
+- RMSE of ``p`` (on a log scale, as the network regresses it) as a function of true ``p``
+  (the canonical ``p`` the network learns, :func:`tempipe.training.canonical_parameters`);
+- RMSE of ``l_ratio`` for each true ``d`` (``d = 1`` is the hard case: its polar origin is not
+  a symmetry centre of the silhouette, so ``l_ratio`` trades off against ``p``).
 
 :func:`write_diagnostics` saves each figure as JSON (for the dashboard) and all three in one
 HTML page next to the model weights.
@@ -16,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
+from tempipe.training import canonical_parameters
 
 
 def learning_curve(history: list[dict]) -> go.Figure:
@@ -61,14 +66,29 @@ def rmse_by_p(true_p: np.ndarray, pred_p: np.ndarray, n_bins: int = 12) -> go.Fi
     return fig
 
 
+def rmse_l_ratio_by_d(true_d: np.ndarray, true_l: np.ndarray, pred_l: np.ndarray) -> go.Figure:
+    """RMSE of l_ratio for each true d."""
+    frame = pd.DataFrame({"d": np.asarray(true_d), "se": (np.asarray(pred_l) - true_l) ** 2})
+    stats = frame.groupby("d")["se"].agg(["mean", "size"])
+    fig = go.Figure(go.Bar(x=stats.index.astype(int), y=np.sqrt(stats["mean"]),
+                           text=[f"n = {n}" for n in stats["size"]], name="RMSE(L_ratio)"))
+    fig.update_layout(title="RMSE of L_ratio by d (test set)", xaxis_title="true d",
+                      yaxis_title="RMSE of L_ratio", template="plotly_white")
+    return fig
+
+
 def write_diagnostics(history: list[dict], test_params: pd.DataFrame, test_pred: pd.DataFrame,
                       out_dir: str | Path, stem: str = "shape_cnn") -> list[Path]:
-    """Write the three figures as ``<stem>_<name>.json`` and one ``<stem>_diagnostics.html``."""
+    """Write the figures as ``<stem>_<name>.json`` and all in one ``<stem>_diagnostics.html``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = {"learning_curve": learning_curve(history),
                "qq_d": qq_plot_d(test_params["d"].to_numpy(), test_pred["d"].to_numpy()),
-               "rmse_p": rmse_by_p(test_params["p"].to_numpy(), test_pred["p"].to_numpy())}
+               "rmse_p": rmse_by_p(canonical_parameters(test_params)["p"].to_numpy(),
+                                   test_pred["p"].to_numpy()),
+               "rmse_l_ratio_d": rmse_l_ratio_by_d(test_params["d"].to_numpy(),
+                                                   test_params["l_ratio"].to_numpy(),
+                                                   test_pred["l_ratio"].to_numpy())}
     paths = []
     for name, fig in figures.items():
         path = out_dir / f"{stem}_{name}.json"

@@ -8,6 +8,17 @@ carbon and particle texture, uneven illumination, pixel size (particle radius), 
 slightly rough, slightly shifted mask edges — and cuts every particle with
 :func:`tempipe.crops.crop_particles`, exactly as real particles are cut.
 
+Labels: eq. 1 describes some silhouettes twice. With ``l_ratio = 1`` the curve of ``p`` and
+the curve of ``p / (p - 1)`` turned by ``pi / (2 d)`` agree within 2 % of the radius for
+every ``1 < p < 2`` (the l_p and l_q unit balls of 2-D are each other's 45-degree turn, exactly
+so for p = 1 and 2): a sharp square (p = 12) is also a diamond with p = 1.09. A network asked
+for the raw ``p`` of such a shape can only average the two branches (it read sharp cuboids as
+p ~ 4). :func:`canonical_parameters` picks one description: near-square shapes
+(``l_ratio < FOLD_L_RATIO``) with ``1 < p < 2`` are labelled with ``p / (p - 1)`` (capped at the
+top of the sampled range), so the network learns the sharp-corner reading; ``d`` and
+``l_ratio`` are unchanged. Above ``FOLD_L_RATIO`` the two branches differ by more than ~3 %
+of the radius, which the crops resolve.
+
 Masks: in most mosaics each particle's mask is the one :func:`tempipe.segment.segment`
 (default parameters) finds for it, matched to the exact label at IoU >= 0.5, so the network
 learns from the masks it will see at run time (its rounded corners, lost spikes, edge
@@ -47,23 +58,53 @@ class TrainingDistributions:
     edge_threshold: tuple[float, float] = (0.35, 0.65)  # coverage kept as particle
     bright_fraction: float = 0.3  # share of bright-on-dark (HAADF/SEM-like) mosaics
     segmented_fraction: float = 0.8  # share of mosaics whose masks come from tempipe.segment
+    # A share of nanocrystal-like cuboids (d = 2, near-square, log-uniform p from round to
+    # sharp), where real particles crowd and where rounded and sharp ones must be told apart.
+    cuboid_fraction: float = 0.1
+    cuboid_log_p: tuple[float, float] = (float(np.log(2.0)), float(np.log(20.0)))
+    cuboid_l_ratio: tuple[float, float] = (1.0, 1.3)
 
 
 TRAINING_DISTRIBUTIONS = TrainingDistributions()
 #: Cells per mosaic side; a cell holds one particle of up to 2 * max radius px.
 MOSAIC_CELLS = 12
+#: Below this l_ratio a shape with 1 < p < 2 is labelled by its twin p / (p - 1) (module doc).
+FOLD_L_RATIO = 1.1
 
 
 def sample_parameters(n: int, rng, dist: TrainingDistributions = TRAINING_DISTRIBUTIONS
                       ) -> pd.DataFrame:
     """Draw ``n`` particle parameter sets: ``p, d, l_ratio, phi, radius_px``."""
     rng = as_generator(rng)
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "p": np.exp(rng.uniform(*dist.log_p, size=n)),
         "d": rng.choice(np.asarray(dist.d_values), size=n).astype(float),
         "l_ratio": rng.uniform(*dist.l_ratio, size=n),
         "phi": rng.uniform(0.0, 2 * np.pi, size=n),
         "radius_px": rng.uniform(*dist.radius_px, size=n)})
+    cuboid = rng.uniform(size=n) < dist.cuboid_fraction
+    k = int(cuboid.sum())
+    table.loc[cuboid, "p"] = np.exp(rng.uniform(*dist.cuboid_log_p, size=k))
+    table.loc[cuboid, "d"] = 2.0
+    table.loc[cuboid, "l_ratio"] = rng.uniform(*dist.cuboid_l_ratio, size=k)
+    return table
+
+
+def canonical_parameters(params: pd.DataFrame,
+                         dist: TrainingDistributions = TRAINING_DISTRIBUTIONS) -> pd.DataFrame:
+    """The parameters the network learns: each silhouette described one way (module doc).
+
+    Returns a copy of ``params`` whose ``p`` is ``min(p / (p - 1), p_max)`` where
+    ``1 < p < 2`` and ``l_ratio < FOLD_L_RATIO``; ``p_max`` is the top of ``dist.log_p``.
+    """
+    out = params.copy()
+    p, l_ratio = out["p"].to_numpy(float), out["l_ratio"].to_numpy(float)
+    fold = (p > 1.0) & (p < 2.0) & (l_ratio < FOLD_L_RATIO)
+    twin = np.minimum(p[fold] / (p[fold] - 1.0), np.exp(dist.log_p[1]))
+    p = p.copy()
+    p[fold] = twin
+    out["p"] = p
+    return out
 
 
 def _mosaic(table: pd.DataFrame, rng, dist: TrainingDistributions, size: int) -> np.ndarray:
@@ -174,6 +215,8 @@ def distributions_card(dist: TrainingDistributions = TRAINING_DISTRIBUTIONS) -> 
     card = asdict(dist)
     card["p"] = [float(np.exp(dist.log_p[0])), float(np.exp(dist.log_p[1]))]
     card["p_sampling"] = "log-uniform"
+    card["labels"] = (f"canonical: p -> p / (p - 1) where 1 < p < 2 and l_ratio < {FOLD_L_RATIO} "
+                      "(the same silhouette turned by pi / (2 d))")
     card["dose_sampling"] = "log-uniform"
     return card
 
