@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from tempipe.errors import CalibrationError
 from tempipe.io import save_micrograph

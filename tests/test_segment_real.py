@@ -11,7 +11,6 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from tempipe.metrics import match_counts
 from tempipe.segment import segment
