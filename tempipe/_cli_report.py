@@ -20,7 +20,7 @@ from tempipe.errors import TempipeError
 
 def add_parser(sub) -> None:
     """Register the ``report`` sub-command on the ``tempipe`` parser's subparsers."""
-    from tempipe.simulate import DEMO_BATCHES
+    from tempipe.cli import DEMO_NAMES
 
     report = sub.add_parser("report", help="full report of one dataset: shape groups, "
                             "classifier, figures (report.html, report.zip)")
@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
     report.add_argument("--version", type=int, help="version of a stored dataset "
                         "(default the latest)")
     report.add_argument("--out", required=True, help="output folder")
-    report.add_argument("--demo", choices=sorted(DEMO_BATCHES),
+    report.add_argument("--demo", choices=DEMO_NAMES,
                         help="report on a built-in demo batch")
     report.add_argument("--n-images", type=int, default=3, help="images in a demo batch")
     report.add_argument("--name", help="dataset name in the report (default: the source's)")

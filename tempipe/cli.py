@@ -34,6 +34,10 @@ from tqdm import tqdm
 from tempipe.errors import TempipeError
 from tempipe.io import SUPPORTED_SUFFIXES
 
+#: Names of the built-in demo batches, the keys of ``tempipe.demo.DEMO_BATCHES`` (a test keeps
+#: them equal); spelled here so the parser does not import the simulator.
+DEMO_NAMES = ("hot-injection", "larp")
+
 
 def _expand(paths: list[str]) -> list[Path]:
     files: list[Path] = []
@@ -113,9 +117,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from tempipe.fit import TrainConfig, train_shape_model
     from tempipe.model_diagnostics import write_diagnostics
+    from tempipe.shape_model import DEFAULT_WEIGHTS
 
-    config = TrainConfig(n_samples=args.n_samples, max_epochs=args.epochs, seed=args.seed,
-                         n_jobs=args.jobs)
+    config = TrainConfig(n_samples=args.n_samples, seed=args.seed, n_jobs=args.jobs,
+                         max_epochs=args.epochs or TrainConfig.max_epochs)
     bars: dict[str, tqdm] = {}
 
     def progress(stage, done, total, info):
@@ -131,7 +136,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     model, (test_crops, test_params) = train_shape_model(config, progress=progress)
     for bar in bars.values():
         bar.close()
-    path = model.save(Path(args.out))
+    path = model.save(Path(args.out or DEFAULT_WEIGHTS))
     write_diagnostics(model.card["history"], test_params, model.predict(test_crops), path.parent,
                       stem=path.stem)
     test = model.card["test"]
@@ -189,9 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
     from tempipe._cli_datasets import add_analyze_options
     from tempipe._cli_datasets import add_parser as add_datasets_parser
     from tempipe._cli_report import add_parser as add_report_parser
-    from tempipe.fit import TrainConfig
-    from tempipe.shape_model import DEFAULT_WEIGHTS
-    from tempipe.simulate import DEMO_BATCHES
 
     parser = argparse.ArgumentParser(prog="tempipe", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--pixel-size-nm", type=float, help="pixel size in nm (overrides the file)")
     scale.add_argument("--scale-bar-nm", type=float,
                        help="length in nm of the scale bar drawn on the images")
-    analyze.add_argument("--demo", choices=sorted(DEMO_BATCHES), help="analyse a built-in demo batch")
+    analyze.add_argument("--demo", choices=DEMO_NAMES, help="analyse a built-in demo batch")
     analyze.add_argument("--n-images", type=int, default=3, help="images in a demo batch")
     analyze.add_argument("--jobs", type=int, default=None,
                          help="worker processes (default: every core)")
@@ -210,15 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_analyze_options(analyze)
     analyze.set_defaults(func=_cmd_analyze)
     simulate = sub.add_parser("simulate", help="write a simulated demo batch with its truth")
-    simulate.add_argument("--demo", choices=sorted(DEMO_BATCHES), required=True)
+    simulate.add_argument("--demo", choices=DEMO_NAMES, required=True)
     simulate.add_argument("--out", required=True)
     simulate.add_argument("--n-images", type=int, default=3)
     simulate.set_defaults(func=_cmd_simulate)
     train = sub.add_parser("train", help="train the shape CNN on simulated particles")
-    train.add_argument("--out", default=str(DEFAULT_WEIGHTS), help="weights file (.pt)")
+    train.add_argument("--out", help="weights file (.pt; default models/shape_cnn.pt, the "
+                       "shipped model)")
     train.add_argument("--n-samples", type=int, default=65_000)
-    train.add_argument("--epochs", type=int, default=TrainConfig.max_epochs,
-                       help="maximum epochs (early stopping)")
+    train.add_argument("--epochs", type=int, help="maximum epochs (early stopping; default "
+                       "TrainConfig's)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--jobs", type=int, default=2, help="processes rendering the training set")
     train.add_argument("--quiet", action="store_true")
