@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from tempipe._io_guard import finite_image
 from tempipe.crops import crop_masks, crop_particles
 from tempipe.errors import CalibrationError, TempipeError
 from tempipe.features import measure_particles
@@ -212,8 +213,11 @@ def _array_micrograph(image) -> Micrograph:
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.number) or 0 in array.shape:
         raise TempipeError(f"An image must be a non-empty 2-D numeric array, got shape "
                            f"{array.shape} and dtype {array.dtype}.")
-    return Micrograph(image=array.astype(np.float32), pixel_size_nm=None, name="array",
-                      metadata={"source_format": "array", "calibration_source": "none"})
+    image, n_bad, note = finite_image(array.astype(np.float32), "The array")  # a copy: in place
+    meta = {"source_format": "array", "calibration_source": "none", "nonfinite_pixels": n_bad}
+    if note:
+        meta["nonfinite_note"] = note
+    return Micrograph(image=image, pixel_size_nm=None, name="array", metadata=meta)
 
 
 def _image_row(path: str, result: ImageResult) -> dict:

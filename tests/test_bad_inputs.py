@@ -25,7 +25,7 @@ from skimage.draw import disk
 
 from tempipe.errors import InputFileError, ParameterError
 from tempipe.io import load_micrograph, load_micrograph_bytes, save_micrograph
-from tempipe.pipeline import analyze_batch, analyze_micrograph
+from tempipe.pipeline import analyze_batch, analyze_image, analyze_micrograph
 from tempipe.simulate import simulate_micrograph
 
 from _bad_files import ROOT, bt601, cut, messages_say, png_bytes, png_header_only, uint8
@@ -202,6 +202,16 @@ def test_nan_and_inf_pixels_are_replaced_by_the_median(tmp_path, sim, interior_t
     assert_array_equal(m.image[~bad], image[~bad].astype(np.float32))
     assert "replaced by the median" in m.metadata["nonfinite_note"]
     assert len(analyse(m).particles) == interior_truth
+
+
+def test_arrays_with_nan_pixels_are_repaired_like_files(sim, interior_truth):
+    image = sim.image.astype(np.float64)
+    image[np.random.default_rng(6).random(image.shape) < 0.01] = np.nan
+    table = analyze_image(image, shape_model=None)
+    assert len(table) == interior_truth
+    assert np.isnan(sim.image).sum() == 0  # the caller's array is not modified
+    with pytest.raises(InputFileError, match="every pixel is NaN"):
+        analyze_image(np.full((30, 40), np.nan), shape_model=None)
 
 
 @pytest.mark.parametrize("fraction, ok", [(0.4, True), (0.6, False), (1.0, False)])
