@@ -184,18 +184,26 @@ def particle_crops(dataset: Dataset, *, confident_only: bool | None = None) -> n
     return crops
 
 
+#: Notes :func:`tempipe.io.load_micrograph` leaves on a file it had to mend or bin.
+_INPUT_NOTES = ("format_note", "size_note", "nonfinite_note")
+
+
 def images_table(dataset: Dataset) -> pd.DataFrame:
-    """One row per image: counts, drops, scale, or the failure in words."""
+    """One row per image: counts, drops, scale (or the failure in words), input notes."""
     rows = []
     for entry in dataset.images:
         result = dataset.results.get(entry.name)
+        meta = entry.micrograph.metadata
+        notes = "; ".join(meta[k] for k in _INPUT_NOTES if meta.get(k))
         if result is None:
             rows.append({"image": entry.name, "particles": None, "segmented": None,
                          "cut by border": None, "at scale bar": None, "pixel size (nm)": None,
-                         "scale": dataset.failures.get(entry.name, "not analysed yet")})
+                         "scale": dataset.failures.get(entry.name, "not analysed yet"),
+                         "input notes": notes})
             continue
         rows.append({"image": entry.name, "particles": len(result.particles),
                      "segmented": result.n_segmented, "cut by border": result.n_dropped_border,
                      "at scale bar": result.n_dropped_scale_bar,
-                     "pixel size (nm)": result.pixel_size_nm, "scale": result.scale_note})
+                     "pixel size (nm)": result.pixel_size_nm, "scale": result.scale_note,
+                     "input notes": notes})
     return pd.DataFrame(rows)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import tifffile
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -22,7 +23,7 @@ from tempipe.resim import resim_jaccard
 from tempipe.scalebar import find_scale_bar
 from tempipe.simulate import demo_batch, simulate_micrograph
 from tempipe_app import overlay, shapes, state
-from tempipe_app.analysis import particle_table
+from tempipe_app.analysis import images_table, particle_table
 from tempipe_app.datasets import expand_uploads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -404,3 +405,19 @@ def test_expand_uploads_reads_zip_members_and_reports_bad_archives(upload_files)
                                       FakeUpload("a.tif", b"raw")])
     assert [name for name, _ in pairs] == ["field.png", "a.tif"]
     assert problems[0]["image"] == "bad.zip" and "not a readable ZIP" in problems[0]["error"]
+
+
+def test_images_table_shows_what_loading_mended(tmp_path):
+    sim = simulate_micrograph((128, 128), n_particles=6, pixel_size_nm=0.5, rng=2)
+    image = sim.image.astype(np.float32)
+    image[:3, :5] = np.nan
+    tifffile.imwrite(tmp_path / "holes.tif", image)
+    micrograph = load_micrograph_bytes((tmp_path / "holes.tif").read_bytes(), "holes.tif")
+    ds = state.Dataset(name="d", images=[state.ImageEntry(micrograph, "sha")])
+    table = images_table(ds)
+    assert table.loc[0, "scale"] == "not analysed yet"
+    assert "15 NaN or infinite pixel(s)" in table.loc[0, "input notes"]
+    ds.results["holes.tif"] = analyze_micrograph(micrograph, shape_model=None)
+    table = images_table(ds)
+    assert table.loc[0, "particles"] == len(ds.results["holes.tif"].particles) > 0
+    assert "replaced by the median" in table.loc[0, "input notes"]
