@@ -4,11 +4,13 @@ Private helper of :mod:`tempipe._ocr`. Tesseract reads digits and "nm" well but 
 "µm" as "u", "p", "y" or not at all, now and then skips a glyph or a decimal point, and
 takes a speck for a letter; these checks, on the upscaled label's ink mask, decide whether
 a reading can be trusted. A µ hangs below the baseline of the final m and nothing hangs
-below "nm"; a closed bowl in the hanging glyph makes it a p or a µ closed by a speck
-(picometre bars are too rare on micrographs to risk a µm read as pm, a factor of a
-million); an Å has its ring above the digits. A decimal point (or comma) on the glyphs must
-match one in the reading, digits standing too far apart hide a faint one, and the label
-may hold no more tall glyphs than the reading has characters.
+below "nm" (specks of particle wholly below the baseline aside); the µ is open at the top
+between its strokes, where a p's bowl is closed, so a µ read as "p" or "m" is still a µ,
+and a hanging glyph closed at the top is not read (picometre bars are too rare on
+micrographs to risk a µm read as pm, a factor of a million); an Å has its ring above the
+digits. A decimal point (or comma) on the glyphs must match one in the reading, digits
+standing too far apart hide a faint one, and the label may hold no more tall glyphs than
+the reading has characters.
 """
 
 from __future__ import annotations
@@ -30,10 +32,16 @@ WIDE_GAP = 0.4
 #: Tall pieces closer than this many text heights (or two micrograph pixels) may be one
 #: glyph (a serif m broken up).
 SPLIT_GAP = 0.15
-#: A p's bowl is at least this fraction of the squared text height.
-MIN_BOWL_FRACTION = 0.03
-#: Characters Tesseract gives for a µ (or a p) before the final m.
-_MU_LIKE = frozenset("uµμpyjwi")
+#: A µ hangs at most this fraction of the text height below the baseline (a speck of
+#: particle stuck under its foot adds to its own descender).
+MAX_HANG_FRACTION = 0.75
+#: The middle of a µ is open from its top down to at least this fraction of its height
+#: above the baseline (a u with a tail); a p's bowl closes it at the top.
+OPEN_TOP_FRACTION = 0.5
+#: ... over at least this fraction of the text height of columns (the µ's inner width).
+MU_GAP_FRACTION = 0.1
+#: Characters Tesseract gives for a µ (or a p) before the final m (an "m" for a bold µ).
+_MU_LIKE = frozenset("uµμpyjwim")
 
 
 def text_rows(labels: np.ndarray) -> tuple[float, float] | None:
@@ -56,26 +64,42 @@ def text_rows(labels: np.ndarray) -> tuple[float, float] | None:
 def _hanging(ink: np.ndarray):
     """Labelled ink, digits' top, baseline, and the ink columns near the label's end (within
     ``2.6`` text heights: an m and a slanted µ, not a decimal comma) whose ink reaches
-    ``DESCENDER_FRACTION`` of the text height below the baseline, with their lowest rows;
-    None without text."""
+    ``DESCENDER_FRACTION`` of the text height below the baseline (specks wholly below the
+    baseline left out, :func:`_specks_below`), with their lowest rows; None without text."""
     labels, _ = ndimage.label(ink, structure=np.ones((3, 3)))
     rows = text_rows(labels)
     if rows is None or rows[1] <= rows[0]:
         return None
-    (top, baseline), cols = rows, np.flatnonzero(ink.any(axis=0))
+    top, baseline = rows
     height = baseline - top
+    ink = ink & ~np.isin(labels, _specks_below(labels, baseline, height))
+    cols = np.flatnonzero(ink.any(axis=0))
     bottoms = ink.shape[0] - 1 - np.argmax(ink[::-1, cols], axis=0)
     deep = (bottoms > baseline + DESCENDER_FRACTION * height) & (cols >= cols[-1] - 2.6 * height)
     return labels, top, baseline, cols[deep], bottoms[deep]
 
 
-def _descender(ink: np.ndarray) -> tuple[np.ndarray, float] | None:
+def _specks_below(labels: np.ndarray, baseline: float, height: float) -> list[int]:
+    """Labels of the components lying wholly below the baseline (specks of particle under
+    the text), but for a stroke at least 1.5 times as tall as wide starting within a tenth
+    of the text height of the baseline (the descender of a µ broken off its body)."""
+    out = []
+    for k, sl in enumerate(ndimage.find_objects(labels)):
+        if sl is None or sl[0].start <= baseline:
+            continue
+        h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+        if not (h >= 1.5 * w and sl[0].start <= baseline + 0.1 * height + 1):
+            out.append(k + 1)
+    return out
+
+
+def _descender(ink: np.ndarray) -> tuple[np.ndarray, float, float] | None:
     """The glyph hanging below the baseline just before the last glyph (the µ or p of "µm"
-    or "pm") and the text height; None when there is none.
+    or "pm"), the text height and the baseline; None when there is none.
 
     The glyph holds the right-most hanging column (:func:`_hanging`). Like a µ or p, it
     must start at the x-height (``X_HEIGHT_GAP`` below the digits' top), be at least 0.6
-    text heights tall and hang less than half of one.
+    text heights tall and hang less than ``MAX_HANG_FRACTION`` of one.
     """
     found = _hanging(ink)
     if found is None or found[3].size == 0:
@@ -84,23 +108,41 @@ def _descender(ink: np.ndarray) -> tuple[np.ndarray, float] | None:
     height = baseline - top
     glyph = labels == labels[bottoms[-1], cols[-1]]
     g_rows = np.flatnonzero(glyph.any(axis=1))
-    if (g_rows[0] < top + X_HEIGHT_GAP * height or g_rows[-1] > baseline + 0.5 * height
+    if (g_rows[0] < top + X_HEIGHT_GAP * height
+            or g_rows[-1] > baseline + MAX_HANG_FRACTION * height
             or g_rows[-1] - g_rows[0] + 1 < 0.6 * height):
         return None
-    return glyph, height
+    return glyph, height, baseline
 
 
-def _has_bowl(mask: np.ndarray, height: float) -> bool:
-    """Whether ``mask`` encloses a hole of at least ``MIN_BOWL_FRACTION`` of the squared
-    text height (the bowl of a p; noise leaves smaller ones, µ and m none)."""
-    rows, cols = np.nonzero(mask)
-    glyph = mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-    background, n = ndimage.label(~np.pad(glyph, 1))
-    if n < 2:
+def _is_mu(ink: np.ndarray, glyph: np.ndarray, height: float, baseline: float) -> bool:
+    """Whether the hanging ``glyph`` is a µ: open at the top between its strokes.
+
+    Over the 0.8 text heights of ink from the glyph's left edge (the µ and the start of its
+    m, the µ's arms may be broken apart), between the glyph's top and the baseline, a
+    gap between two strokes reaching the top quarter, inked in every column (the µ's
+    bowl), whose first ink, the glyph's own, lies at least ``OPEN_TOP_FRACTION`` of that
+    height down in ``MU_GAP_FRACTION`` text heights of columns (two at least). A p's bowl
+    or an n's arch closes every column at the top; a speck closing a µ at the bottom does
+    not; the empty gap between an n and its m (a speck of particle under it) is no bowl.
+    """
+    cols = np.flatnonzero(glyph.any(axis=0))
+    top = int(np.flatnonzero(glyph.any(axis=1))[0])
+    body = baseline - top
+    if body <= 0:
         return False
-    sizes = np.bincount(background.ravel())
-    sizes[[0, background[0, 0]]] = 0  # ink and the outside
-    return bool(sizes.max() >= MIN_BOWL_FRACTION * height ** 2)
+    rows, span = slice(top, int(baseline) + 1), slice(cols[0], int(cols[0] + 0.8 * height) + 1)
+    zone = ink[rows, span]
+    inked = zone.any(axis=0)
+    first = np.where(inked, np.argmax(zone, axis=0), zone.shape[0])
+    valley = glyph[rows, span].any(axis=0) & (first >= OPEN_TOP_FRACTION * body)
+    strokes = np.flatnonzero(inked & (first <= 0.25 * body))
+    for left, right in zip(strokes, strokes[1:]):  # between two strokes reaching the top
+        inside = slice(left + 1, right)
+        if (right - left > 1 and inked[inside].all()
+                and valley[inside].sum() >= max(2, MU_GAP_FRACTION * height)):
+            return True
+    return False
 
 
 def unit_of(letters: str, ink: np.ndarray) -> str | None:
@@ -117,11 +159,12 @@ def unit_of(letters: str, ink: np.ndarray) -> str | None:
     -------
     str or None
         ``"nm"`` for "nm" with nothing below the baseline near its end; ``"µm"`` for a
-        µ-like letter (or none) before the m when one glyph without a bowl hangs below the
-        baseline there; ``"Å"`` for "A" or "Å" with a ring above the digits. A "u" that
-        does not hang (an "um" typed for µm, or an "n" misread), a hanging glyph with a bowl
-        (a p, or a µ closed by a speck), an "A" without a ring (a cut "nm"), "mm" (more
-        often a misread "nm" than a real unit on a micrograph) and anything else give None.
+        µ-like letter (or none, or an m) before the m when a glyph hangs below the baseline
+        there that is open at the top (:func:`_is_mu`); ``"Å"`` for "A" or "Å" with a ring
+        above the digits. A "u" that does not hang (an "um" typed for µm, or an "n"
+        misread), a hanging glyph closed at the top (a p), an "A" without a ring (a cut
+        "nm"), "mm" without a µ (more often a misread "nm" than a real unit on a
+        micrograph) and anything else give None.
     """
     if letters in ("a", "å"):
         return "Å" if _has_ring(ink) else None
@@ -132,8 +175,8 @@ def unit_of(letters: str, ink: np.ndarray) -> str | None:
         found = _hanging(ink)
         return "nm" if found is not None and found[3].size == 0 else None
     hanging = _descender(ink)
-    if set(prefix) <= _MU_LIKE and hanging is not None and _one_glyph(*hanging):
-        return None if _has_bowl(*hanging) else "µm"
+    if set(prefix) <= _MU_LIKE and hanging is not None and _is_mu(ink, *hanging):
+        return "µm"
     return None
 
 
@@ -151,19 +194,13 @@ def _has_ring(ink: np.ndarray) -> bool:
     return bool(last[:max(0, int(np.ceil(first[0].start - 0.1 * digit)))].any())
 
 
-def _one_glyph(mask: np.ndarray, height: float) -> bool:
-    """Whether a component is no wider than one µ or p (not merged with its m or a speck
-    of particle)."""
-    cols = np.flatnonzero(mask.any(axis=0))
-    return bool(cols[-1] - cols[0] + 1 <= 1.1 * height)
-
-
 def has_dot(ink: np.ndarray) -> bool:
     """Whether a small mark (a decimal point or comma) sits on the baseline in a gap between
     glyphs: at least ``MIN_DOT_FRACTION`` of the text height across, at most
-    ``DOT_FRACTION`` wide and high (half as much again for a comma), starting no higher,
-    reaching the baseline and no deeper than a comma, no other ink in its middle column (a
-    speck on a glyph's flank is no dot)."""
+    ``DOT_FRACTION`` wide and high (half as much again for a comma), starting no higher
+    and not below the baseline (a speck of particle under the text), reaching the baseline
+    and no deeper than a comma, no other ink in its middle column (a speck on a glyph's
+    flank is no dot)."""
     labels, n = ndimage.label(ink, structure=np.ones((3, 3)))
     rows = text_rows(labels)
     if n < 3 or rows is None:
@@ -175,7 +212,7 @@ def has_dot(ink: np.ndarray) -> bool:
         mid = (sl[1].start + sl[1].stop - 1) // 2
         if (MIN_DOT_FRACTION * height <= max(h, w) and w <= DOT_FRACTION * height
                 and h <= 1.5 * DOT_FRACTION * height
-                and sl[0].start >= baseline - DOT_FRACTION * height - 1
+                and baseline - DOT_FRACTION * height - 1 <= sl[0].start <= baseline + 1
                 and baseline - 0.1 * height - 1 <= sl[0].stop - 1 <= baseline + 0.35 * height
                 and cols[0] < sl[1].start and sl[1].stop - 1 < cols[-1]
                 and not np.any(ink[:, mid] & (labels[:, mid] != k + 1))):

@@ -2,12 +2,13 @@
 
 Private helper of :mod:`tempipe.scalebar`. The cleaned label line (see
 :mod:`tempipe._scalebar_label`) is upscaled and read as one line (``--psm 7``), with a
-whitelist of digits, separators and unit letters or without, in up to four ways
+whitelist of digits, separators and unit letters or without, in up to seven ways
 (``READINGS``). A reading has a value only when its text is "<number> <unit>", the number
 is a round scale-bar value (``ROUND_MANTISSAS``) and the reading agrees with the label's
 glyphs: unit, decimal point, no glyph skipped (:mod:`tempipe._label_glyphs`). The label's
-value is None (the user types the length) unless two readings agree and none gives
-another value. Without the ``tesseract`` program or ``pytesseract`` nothing is read.
+value is None (the user types the length) unless two readings agree, none gives another
+value and no other length (round or not) is stated by more readings. Without the
+``tesseract`` program or ``pytesseract`` nothing is read.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from tempipe import _label_glyphs as _glyphs
 
 #: Readings tried in turn, (text height in px, binarised, whitelist): Tesseract's digit
 #: errors change with the scale and the preparation, so two agreeing readings are trusted.
-READINGS = ((32, False, True), (40, True, True), (48, False, False), (32, False, False))
+#: A clear label is settled by the first two; the last three are for hard ones (a small
+#: font over particles, a "1" dropped before "nm").
+READINGS = ((32, False, True), (40, True, True), (48, False, False), (32, False, False),
+            (56, False, True), (40, True, False), (24, False, False))
 #: Largest upscaling factor.
 MAX_UPSCALE = 8
 #: Characters Tesseract may output.
@@ -55,11 +59,16 @@ class LabelReading:
         Tesseract's text.
     confidence : float
         Its mean word confidence, 0-100 (low with a whitelist even when right).
+    stated_nm : float or None
+        The length the text states when it parses and its unit agrees with the glyphs,
+        round or not, its number unchecked (:func:`stated_nm`): readings that state another
+        length more often than the value make the value unsure.
     """
 
     value_nm: float | None
     text: str
     confidence: float
+    stated_nm: float | None = None
 
 
 def tesseract_available() -> bool:
@@ -82,10 +91,10 @@ def parse_label(text: str) -> tuple[float, str] | None:
     Returns
     -------
     (float, str) or None
-        The number (``,`` and ``:`` read as a decimal point, O and l as 0 and 1) and the
-        unit letters in lower case as read (``"um"``, ``"pm"``, ``"nm"``, ``"a"``...); None
-        also for a number with a space inside ("50000 0 nm") or starting with "0" and
-        another digit ("05 nm"), where a decimal point was lost.
+        The number (``,`` and ``:`` read as a decimal point, O and l as 0 and 1, a first
+        i or ! as 1) and the unit letters in lower case as read (``"um"``, ``"pm"``,
+        ``"nm"``, ``"a"``...); None also for a number with a space inside ("50000 0 nm")
+        or starting with "0" and another digit ("05 nm"), where a decimal point was lost.
 
     Examples
     --------
@@ -95,6 +104,7 @@ def parse_label(text: str) -> tuple[float, str] | None:
     if re.search(r"\d\s+\d", text):
         return None  # "50000 0": a space inside a number, where a decimal point was lost
     squeezed = re.sub(r"\s+", "", text)
+    squeezed = re.sub(r"^[i!]", "1", squeezed)  # a leading 1 read as "i" or "!"
     squeezed = re.sub(r"^[^0-9A-Za-z]+|[^0-9A-Za-zµμÅå]+$", "", squeezed)
     match = _LABEL.fullmatch(squeezed[:1] + squeezed[1:].lower().replace("å", "a")
                              if squeezed else "")
@@ -171,16 +181,28 @@ def tesseract_line(page: Image.Image, whitelist: bool = True) -> tuple[str, floa
     return " ".join(w for w, _ in words), float(np.mean([c for _, c in words]))
 
 
+def _number_and_unit(text: str, ink: np.ndarray) -> tuple[float, str] | None:
+    """Number and unit of a reading, its unit checked on the glyphs; None unless both."""
+    parsed = parse_label(re.sub(r"^\s*[i!]", "1", text))
+    unit = None if parsed is None else _glyphs.unit_of(parsed[1], ink)
+    return None if unit is None else (parsed[0], unit)
+
+
+def stated_nm(text: str, ink: np.ndarray) -> float | None:
+    """The length in nm a reading states ("39 pm" read for "5 µm": 39000), its unit
+    checked on the glyphs (``ink``) but not its number; None when it states none."""
+    found = _number_and_unit(text, ink)
+    return None if found is None else found[0] * NM_PER_UNIT[found[1]]
+
+
 def value_of(text: str, ink: np.ndarray, scale: float = 1.0) -> float | None:
     """The label's value in nm from its text and glyphs (``ink`` upscaled ``scale`` times
     from the micrograph), None unless sure (module doc)."""
-    parsed = parse_label(text)
-    if parsed is None:
+    text = re.sub(r"^\s*[i!]", "1", text)
+    found = _number_and_unit(text, ink)
+    if found is None or not is_round(found[0]):
         return None
-    number, letters = parsed
-    unit = _glyphs.unit_of(letters, ink)
-    if unit is None or not is_round(number):
-        return None
+    number, unit = found
     separated = bool(re.search(r"\d[.,:]\d", text))
     if separated != _glyphs.has_dot(ink):
         return None  # a decimal point on the label that the reading lost, or one made up
@@ -207,11 +229,13 @@ def read_label(crop: np.ndarray, *alternatives: np.ndarray) -> LabelReading | No
     """Read the value of a scale-bar label.
 
     The label is read in the ways of ``READINGS`` (one Tesseract call each) until two
-    readings give the same value (module doc): two calls for a clear label, up to four for
-    a hard one, then the same for each of ``alternatives`` while none did. A single reading
-    is not trusted: Tesseract drops or swaps a digit now and then ("5nm" for "50 nm",
-    "3 µm" for "5 µm") with all checks passing; a reading whose value differs from an
-    earlier one's (of any crop) ends the search with no value.
+    readings give the same value (module doc): two calls for a clear label, up to seven
+    for a hard one, then the same for each of ``alternatives`` while none did. A single
+    reading is not trusted: Tesseract drops or swaps a digit now and then ("5nm" for
+    "50 nm", "3 µm" for "5 µm") with all checks passing; a reading whose value differs
+    from an earlier one's (of any crop) ends the search with no value, and so does a
+    confirmed value that more readings contradict by stating one other length, round or
+    not ("39 pm" four times, "3 pm" twice, for "5 µm").
 
     Parameters
     ----------
@@ -249,7 +273,7 @@ def _read_crop(crop: np.ndarray, readings: list) -> tuple[LabelReading | None, b
         page, ink = _page(crop, height_px, binarise)
         text, confidence = tesseract_line(page, whitelist)
         reading = LabelReading(value_of(text, ink, ink.shape[0] / crop.shape[0]), text,
-                               confidence)
+                               confidence, stated_nm(text, ink))
         earlier = [r.value_nm for r in readings if r.value_nm is not None]
         readings.append(reading)
         if reading.value_nm is None:
@@ -257,5 +281,15 @@ def _read_crop(crop: np.ndarray, readings: list) -> tuple[LabelReading | None, b
         if any(not np.isclose(v, reading.value_nm) for v in earlier):
             return None, True  # two readings disagree: neither is trusted
         if any(r.value_nm is not None for r in readings[start:-1]):
+            if _outvoted(reading.value_nm, readings):
+                return None, True
             return reading, False
     return None, False
+
+
+def _outvoted(value_nm: float, readings: list) -> bool:
+    """Whether more readings state one other length than state ``value_nm`` ("39 pm" four
+    times, "3 pm" twice, for "5 µm")."""
+    stated = np.array([r.stated_nm for r in readings if r.stated_nm is not None])
+    support = np.isclose(stated, value_nm)
+    return any(np.isclose(stated, v).sum() > support.sum() for v in stated[~support])

@@ -209,12 +209,14 @@ def _line_gap(line, bar) -> float | None:
     return None
 
 
-def _pick_line(lines, bar) -> int | None:
-    """Index of the text line nearest the bar (relative to its height), or None."""
+def _pick_line(lines, bar, boxed: bool = False) -> int | None:
+    """Index of the text line nearest the bar (relative to its height), or None. A line of
+    one glyph must be 1.5 times as wide as high (two glyphs run together), or as wide as
+    high in a label box ("2Å", the ring touching the A)."""
     best, best_key = None, (np.inf, 0)
     for k, (line, members) in enumerate(lines):
         h, w = line[2] - line[0], line[3] - line[1]
-        if h < MIN_TEXT_HEIGHT_PX or (len(members) < 2 and w < 1.5 * h):
+        if h < MIN_TEXT_HEIGHT_PX or (len(members) < 2 and w < (1.0 if boxed else 1.5) * h):
             continue
         gap = _line_gap(line, bar)
         key = (np.inf if gap is None else gap / max(h, bar[2] - bar[0]), -len(members))
@@ -282,6 +284,8 @@ def find_label(image: np.ndarray, bar, color: str) -> Label:
     distance = np.abs(sub - levels[0]) / max(abs(levels[1] - levels[0]), 1e-12)
     distance[max(0, bar[0] - 1 - win[0]):bar[2] + 1 - win[0],
              max(0, bar[1] - 1 - win[1]):bar[3] + 1 - win[1]] = 1.0
+    if box is not None:  # the box's blurred edge is no glyph
+        distance[[0, -1], :], distance[:, [0, -1]] = 1.0, 1.0
     passes = [(np.clip(distance, 0, 1), None if box is not None else np.zeros(sub.shape, bool))]
     if box is None:
         local, busy = local_distance(distance, bar[2] - bar[0])
@@ -312,7 +316,7 @@ def _line_crop(distance: np.ndarray, busy, bar, max_height: int):
     crop's area is ``busy`` anywhere), or None."""
     glyphs, boxes, loose = _glyphs(distance, busy is None, max_height)
     lines = text_lines(boxes) if boxes else []
-    k = _pick_line(lines, bar)
+    k = _pick_line(lines, bar, busy is None)
     if k is None:
         return None
     line, members = lines[k]

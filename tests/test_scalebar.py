@@ -183,6 +183,15 @@ def test_label_value_is_read(fields, text, font, value_nm):
 
 
 @needs_tesseract
+def test_one_glyph_label_in_a_box_is_read(fields):
+    """ "2Å" in a serif font: the ring touches the A and the 2 runs into it, one glyph as
+    wide as high, still the label in a box."""
+    image, _ = draw_scale_bar(fields["bright"], 0.002, length_nm=0.2, text="2Å", box=True,
+                              font_size=20, font_path=FONTS + "DejaVuSerif.ttf")
+    assert find_scale_bar(image).value_nm == pytest.approx(0.2)
+
+
+@needs_tesseract
 def test_unround_garbled_or_picometre_labels_are_left_to_the_user(fields):
     """A p is a µ closed by a speck as often as a real p: "pm" is never trusted."""
     for text in ("37 nm", "x7 qz", "500 pm"):
@@ -220,11 +229,42 @@ def _ink(text: str, font: str, size: int) -> np.ndarray:
     ("2pm", "2 µm", 2000.0), ("500pm", "500 pm", None),             # p or closed µ: unsure
     ("5A", "5 Å", 0.5), ("200A", "200 n", None),                    # an A needs its ring
     ("2um", "0.2 µm", None),                                        # a skipped "0."
+    ("0.1mm", "0.1 µm", 100.0), ("2mm", "2 nm", None),              # a bold µ read as m
+    ("inm", "1nm", 1.0), ("5pm", "5 nm", None),                     # a 1 read as i
 ])
 def test_value_must_agree_with_the_glyphs(font, read, drawn, value_nm):
     """A reading's decimal point and unit are checked on the drawn glyphs: a value 10 or
     1000 times off is never returned."""
     assert _ocr.value_of(read, _ink(drawn, font, 32)) == value_nm
+
+
+@pytest.mark.parametrize("font", ["DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono-Bold.ttf"])
+def test_specks_by_the_unit_do_not_change_it(font):
+    """Specks of particle under "nm" leave it nm; a speck bridging the arms of a µ (read as
+    "p") leaves it a µ, open at the top; a real p, closed at the top, stays unread."""
+    ink = _ink("20 nm", font, 32)
+    rows, cols = np.nonzero(ink)
+    base, right = rows.max(), cols.max()
+    for c in (right - 40, right - 25, right - 8):            # three specks under the nm
+        ink[base + 3:base + 6, c:c + 3] = True
+    assert _ocr.value_of("20nm", ink) == 20.0
+    ink = _ink("2 µm", font, 32)
+    mu = ndimage.find_objects(ndimage.label(ink)[0])[1]     # the µ, after the 2
+    middle = (mu[0].start + mu[0].stop) // 2
+    ink[middle + 2:middle + 5, mu[1]] |= True               # a speck closing its bowl
+    assert _ocr.value_of("2pm", ink) == 2000.0
+    assert _ocr.value_of("2pm", _ink("2 pm", font, 32)) is None
+
+
+@pytest.mark.parametrize("font", ["DejaVuSans.ttf", "DejaVuSansCondensed.ttf"])
+def test_smudge_under_the_n_is_no_mu(font):
+    """A smudge of particle under the n of "nm", reaching into the gap before the m: the
+    n hangs, but that gap, empty above the smudge, is no µ's bowl (once "20 µm")."""
+    ink = _ink("20 nm", font, 32)
+    *_, n_box, m_box = ndimage.find_objects(ndimage.label(ink)[0])
+    base, gap = n_box[0].stop, m_box[1].start - n_box[1].stop
+    ink[base - 1:base + 6, n_box[1].stop - 3:n_box[1].stop + gap // 2 + 1] = True
+    assert [_ocr.value_of(text, ink) for text in ("20um", "20mm", "20nm")] == [None] * 3
 
 
 def test_faint_decimal_point_leaves_the_value_unread():
@@ -319,9 +359,11 @@ def _label_crop(text: str, font: str, size: int) -> np.ndarray:
     (["5pm", "3pm", "3pm", "5pm"], None),      # "5 µm" read once as 5, then as 3: unread
     (["5pm", "", "5 um", "3pm"], 5000.0),      # confirmed before any contradiction
     (["", "5pm", "", ""], None),               # never confirmed
+    (["39pm", "3pm", "39 pm", "39pm", "3pm"], None),  # 39 µm stated (not round) more often
+    (["90pm", "5pm", "90pm", "5pm"], 5000.0),  # ... as often: still confirmed
 ])
 def test_readings_must_agree_and_none_contradict(monkeypatch, texts, value_nm):
-    readings = iter(texts)
+    readings = iter(texts + [""] * len(_ocr.READINGS))
     monkeypatch.setattr(_ocr, "tesseract_available", lambda: True)
     monkeypatch.setattr(_ocr, "tesseract_line", lambda page, whitelist=True: (next(readings),
                                                                              50.0))
