@@ -22,7 +22,7 @@ _THETA = np.linspace(0.0, 2 * np.pi, 360, endpoint=False)
 N_ROTATIONS = 24
 OUTLINE_COLOR = "#ff7f0e"
 DIAGNOSTICS = {"learning_curve": "Learning curve", "qq_d": "Q-Q plot of d",
-               "rmse_p": "RMSE of p against p"}
+               "rmse_p": "RMSE of p against p", "rmse_l_ratio_d": "RMSE of L_ratio per d"}
 #: Particle-to-crop scale of the montage tiles, and the height of the text band.
 TEXT_BAND_PX = 14
 #: Width the montage is drawn at in the page (sets its height from the mosaic's aspect).

@@ -421,3 +421,12 @@ def test_images_table_shows_what_loading_mended(tmp_path):
     table = images_table(ds)
     assert table.loc[0, "particles"] == len(ds.results["holes.tif"].particles) > 0
     assert "replaced by the median" in table.loc[0, "input notes"]
+
+
+def test_model_diagnostics_figures_of_the_shipped_model_are_all_shown():
+    from tempipe.shape_model import DEFAULT_WEIGHTS
+
+    figures = shapes.diagnostics(DEFAULT_WEIGHTS)
+    assert list(figures) == list(shapes.DIAGNOSTICS.values())
+    assert all(len(fig.data) >= 1 for fig in figures.values())
+    assert figures["RMSE of L_ratio per d"].data[0].type == "bar"
