@@ -9,7 +9,9 @@ import torch
 
 from tempipe.crops import crop_particles
 from tempipe.errors import ModelError, ParameterError
+from tempipe.io import Micrograph
 from tempipe.metrics import match_instances
+from tempipe.pipeline import analyze_micrograph
 from tempipe.segment import segment
 from tempipe.shape_model import DEFAULT_WEIGHTS, ShapeModel, decode_outputs, shipped_model
 from tempipe.simulate import ShapeFamily, simulate_micrograph
@@ -40,8 +42,8 @@ def test_shipped_model_is_accurate_on_held_out_crops(model, held_out):
     pred = model.predict(crops)
     assert list(pred.columns[:3]) == ["p", "d", "l_ratio"]
     canonical = canonical_parameters(truth)
-    # measured on these 600 crops: round(d) 0.917, RMSE(L) 0.286, RMSE(log p) 0.536 against
-    # the canonical p (13,000-crop test split, card: 0.958, 0.229, 0.418); regression guards
+    # measured on these 600 crops: round(d) 0.917, RMSE(L) 0.270, RMSE(log p) 0.529 against
+    # the canonical p (20,000-crop test split, card: 0.966, 0.218, 0.381); regression guards
     assert np.mean(pred["d_class"] == truth["d"]) >= 0.90
     assert np.sqrt(np.mean((pred["l_ratio"] - truth["l_ratio"]) ** 2)) <= 0.30
     assert np.sqrt(np.mean((np.log(pred["p"]) - np.log(canonical["p"])) ** 2)) <= 0.56
@@ -53,10 +55,10 @@ def test_spread_tracks_error(model, held_out):
     pred = model.predict(crops)
     err = np.abs(np.log(pred["p"]) - np.log(canonical_parameters(truth)["p"]))
     high = pred["p_std"] / pred["p"] > np.median(pred["p_std"] / pred["p"])
-    assert err[high].mean() > 2.5 * err[~high].mean()  # measured 3.4x
+    assert err[high].mean() > 2.5 * err[~high].mean()  # measured 3.9x
     err_l = np.abs(pred["l_ratio"] - truth["l_ratio"])
     high = pred["l_ratio_std"] > np.median(pred["l_ratio_std"])
-    assert err_l[high].mean() > 4 * err_l[~high].mean()  # measured 5.4x
+    assert err_l[high].mean() > 4 * err_l[~high].mean()  # measured 5.9x
 
 
 def test_ensemble_spread_adds_member_disagreement():
@@ -88,7 +90,7 @@ def test_sharp_and_rounded_cuboids_are_told_apart(model):
     found = pd.DataFrame({"family": truth.loc[pairs[:, 0], "family"].to_numpy(),
                           "p": model.predict(crops)["p"].to_numpy()})
     median = found.groupby("family")["p"].median()
-    # measured: sharp 9.4 (true 10-16), rounded 3.08 (true 2.5-3.5); the first shipped model
+    # measured: sharp 10.0 (true 10-16), rounded 3.14 (true 2.5-3.5); the first shipped model
     # read both as ~4 (a near-square p = 12 is also a p = 1.09 diamond, tempipe.training)
     assert median["sharp"] >= 8.0 and 2.5 <= median["rounded"] <= 3.6
 
@@ -97,7 +99,7 @@ def test_rotation_and_flip_do_not_change_the_shape(model, held_out):
     crops = held_out[0][:200]
     a = model.predict(crops)
     b = model.predict(np.ascontiguousarray(np.rot90(crops, 1, axes=(1, 2))))
-    assert np.mean(a["d_class"] == b["d_class"]) > 0.93  # measured 0.955
+    assert np.mean(a["d_class"] == b["d_class"]) > 0.93  # measured 0.965
     assert np.median(np.abs(np.log(a["p"]) - np.log(b["p"]))) < 0.12  # measured 0.08
 
 
@@ -122,3 +124,31 @@ def test_foreign_files_are_refused(tmp_path):
 def test_bad_crops(model, crops):
     with pytest.raises(ParameterError, match="crops"):
         model.predict(crops)
+
+
+def test_shipped_model_through_the_real_pipeline(model):
+    """Issue 4's acceptance on a small fixed set: held-out fields rendered as micrographs,
+    through ``analyze_micrograph`` (segmentation, crops, CNN, re-simulation), matched to the
+    truth. Measured (3 fields, 332 particles): round(d) 0.982, RMSE(L) 0.165 (the target
+    0.15 is not met: bench/RESULTS.md), RMSE(log p) 0.309, mean resim_jaccard 0.913."""
+    bands = ((0.5, 1.0), (1.0, 2.5), (2.5, 6.0), (6.0, 20.0))
+    families = tuple(ShapeFamily(f"p{lo}-{hi}", p=(lo, hi), d=(1, 2, 3, 4, 5, 6),
+                                 l_ratio=(1.0, 3.0), size_mean_px=40.0, size_rel_sd=0.25,
+                                 fraction=1.0) for lo, hi in bands)
+    rows = []
+    for seed in (77, 78, 79):
+        sim = simulate_micrograph((1024, 1024), n_particles=120, families=families, rng=seed,
+                                  touching_fraction=0.2)
+        result = analyze_micrograph(Micrograph(sim.image, None, "field", {}), shape_model=model)
+        to_truth = {p: t for t, p in match_instances(sim.labels, result.labels)["pairs"]}
+        found = result.particles[result.particles["label"].isin(to_truth)]
+        truth = sim.particles.set_index("label").loc[[to_truth[k] for k in found["label"]]]
+        rows.append(found.assign(**{f"true_{c}": truth[c].to_numpy()
+                                    for c in ("p", "d", "l_ratio")}))
+    t = pd.concat(rows)
+    assert len(t) > 300
+    assert np.mean(t["d_class"] == t["true_d"]) >= 0.95
+    rmse_l = np.sqrt(np.mean((t["l_ratio"] - t["true_l_ratio"]) ** 2))
+    assert rmse_l <= 0.19  # the model before this one: 0.177
+    assert np.sqrt(np.mean((np.log(t["p"]) - np.log(t["true_p"])) ** 2)) <= 0.36
+    assert t["resim_jaccard"].mean() >= 0.90
