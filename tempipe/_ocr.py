@@ -183,7 +183,7 @@ def tesseract_line(page: Image.Image, whitelist: bool = True) -> tuple[str, floa
 
 def _number_and_unit(text: str, ink: np.ndarray) -> tuple[float, str] | None:
     """Number and unit of a reading, its unit checked on the glyphs; None unless both."""
-    parsed = parse_label(re.sub(r"^\s*[i!]", "1", text))
+    parsed = parse_label(text)  # (it reads a leading "i" or "!" as 1)
     unit = None if parsed is None else _glyphs.unit_of(parsed[1], ink)
     return None if unit is None else (parsed[0], unit)
 
