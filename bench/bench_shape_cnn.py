@@ -52,10 +52,11 @@ def _matched(sim, model):
         return None
     t_ids, p_ids = np.array(pairs).T
     table = pd.DataFrame({"label": p_ids})
-    crops = crop_particles(sim.image, pred, model.input_size, label_ids=p_ids)
+    crops = crop_particles(sim.image, pred, model.input_size, label_ids=p_ids,
+                           context=model.context_px)
     table = add_shape_parameters(table, crops, pred, model)
     exact = model.predict(crop_particles(sim.image, sim.labels, model.input_size,
-                                         label_ids=t_ids))
+                                         label_ids=t_ids, context=model.context_px))
     for col in ("p", "d_class", "l_ratio"):
         table[f"exact_{col}"] = exact[col].to_numpy()
     for col in ("p", "d", "l_ratio", "major_axis_length_px", "family"):

@@ -117,10 +117,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from tempipe.fit import TrainConfig, train_shape_model
     from tempipe.model_diagnostics import write_diagnostics
-    from tempipe.shape_model import DEFAULT_WEIGHTS
+    from tempipe.shape_model import DEFAULT_WEIGHTS, ShapeNetConfig
 
     config = TrainConfig(n_samples=args.n_samples, seed=args.seed, n_jobs=args.jobs,
-                         max_epochs=args.epochs or TrainConfig.max_epochs)
+                         max_epochs=args.epochs or TrainConfig.max_epochs,
+                         architecture=ShapeNetConfig(**({} if args.context_px is None else
+                                                        {"context_px": args.context_px})))
     bars: dict[str, tqdm] = {}
 
     def progress(stage, done, total, info):
@@ -223,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, help="maximum epochs (early stopping; default "
                        "TrainConfig's)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--context-px", type=int, help="background ring (image pixels) kept "
+                       "around each mask in the crops (default ShapeNetConfig's)")
     train.add_argument("--jobs", type=int, default=2, help="processes rendering the training set")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=_cmd_train)

@@ -20,6 +20,11 @@ For each particle (label id ``k``), with its bounding box of ``h`` rows by ``w``
    neighbouring particles, outside the image) is exactly 0: a crop is the particle's own mask
    times its normalised intensity. A particle without contrast in the image's polarity
    (``m - b`` of the wrong sign or zero, or no background anywhere) gets its bare mask (1).
+3b. **Context** (``context > 0``, a model option): background pixels (label 0) within
+   ``context`` image pixels of the mask keep their normalised intensity too, clipped to
+   [0, 2]. Segmentation rounds off thin spikes and sharp tips (blur fades them below its
+   threshold); the ring shows the network the faint image that is left of them. Other
+   particles stay 0.
 4. **Resampling** to ``size`` x ``size``: Gaussian anti-aliasing with sigma =
    ``(s / size - 1) / 2`` when shrinking, then bilinear interpolation at the output pixel
    centres, exactly as ``skimage.transform.resize(window, (size, size), order=1,
@@ -50,7 +55,7 @@ _POLARITIES = (None, "dark", "bright")
 
 
 def crop_particles(image, labels, size=CROP_SIZE, *, margin=CROP_MARGIN, label_ids=None,
-                   polarity=None) -> np.ndarray:
+                   polarity=None, context=0) -> np.ndarray:
     """Normalised, masked, square crops of the particles (the CNN's input).
 
     Parameters
@@ -67,6 +72,10 @@ def crop_particles(image, labels, size=CROP_SIZE, *, margin=CROP_MARGIN, label_i
         Particles to crop, in this order; default every label id, ascending.
     polarity : {None, "dark", "bright"}
         Particles darker or brighter than the background; None detects it.
+    context : int
+        Width in image pixels of the ring of background kept around the mask (step 3b of
+        the module docstring); 0 keeps the mask only. A model's crops use its own
+        ``ShapeModel.context_px``.
 
     Returns
     -------
@@ -91,6 +100,10 @@ def crop_particles(image, labels, size=CROP_SIZE, *, margin=CROP_MARGIN, label_i
     lab, keys, boxes = _prepare(labels, image.shape, size, margin, label_ids)
     if polarity not in _POLARITIES:
         raise ParameterError(f"polarity must be None, 'dark' or 'bright', got {polarity!r}.")
+    if isinstance(context, bool) or not isinstance(context, (int, np.integer)) \
+            or not 0 <= context <= 64:
+        raise ParameterError(f"context must be an integer number of pixels in [0, 64], "
+                             f"got {context!r}.")
     if not keys.size:
         return np.zeros((0, size, size), np.float32)
     background = functools.cache(lambda: _median(image[lab == 0]))  # only if needed
@@ -98,13 +111,37 @@ def crop_particles(image, labels, size=CROP_SIZE, *, margin=CROP_MARGIN, label_i
              for k, box in zip(keys, boxes)]  # (mask, pixel values, b, m) per particle
     contrast = np.array([m - b for _, _, b, m in parts])
     sign = _polarity_sign(contrast, polarity)
-    values = []
+    values, spans = [], []
     for i, (mask, pixels, b, _) in enumerate(parts):
         window = mask.astype(np.float32)
+        span = boxes[i]
         if sign * contrast[i] > 0:  # false for NaN (no background anywhere)
             window[mask] = np.clip((pixels - b) / contrast[i], 0.0, 2.0)
+            if context:
+                window, span = _with_context(image, lab, keys[i], boxes[i], window, context,
+                                             b, contrast[i])
         values.append(window)
-    return _resample(values, boxes, size, margin, high=2.0)
+        spans.append(span)
+    return _resample(values, boxes, size, margin, high=2.0, spans=spans)
+
+
+def _with_context(image, lab, key, box, window, context, b, contrast):
+    """The particle's values with the background ring of ``context`` px (step 3b) around it.
+
+    Returns the values on the bounding box grown by ``context`` (clipped to the image) and
+    that grown box.
+    """
+    rows = slice(max(0, box[0].start - context), min(lab.shape[0], box[0].stop + context))
+    cols = slice(max(0, box[1].start - context), min(lab.shape[1], box[1].stop + context))
+    grown = np.zeros((rows.stop - rows.start, cols.stop - cols.start), np.float32)
+    inner = (slice(box[0].start - rows.start, box[0].stop - rows.start),
+             slice(box[1].start - cols.start, box[1].stop - cols.start))
+    grown[inner] = window
+    own = np.zeros(grown.shape, bool)
+    own[inner] = lab[box] == key
+    ring = (ndi.distance_transform_edt(~own) <= context) & (lab[rows, cols] == 0)
+    grown[ring] = np.clip((image[rows, cols][ring] - b) / contrast, 0.0, 2.0)
+    return grown, (rows, cols)
 
 
 def crop_masks(labels, size=CROP_SIZE, *, margin=CROP_MARGIN, label_ids=None) -> np.ndarray:
@@ -234,8 +271,11 @@ def _particle_pixels(image, lab, key, box, margin, background):
     return mask, pixels, b, _median(pixels)
 
 
-def _resample(values, boxes, size, margin, high):
+def _resample(values, boxes, size, margin, high, spans=None):
     """Map each particle's bounding-box values (zero outside) onto its size x size crop.
+
+    ``spans`` (default ``boxes``) are the image slices ``values`` cover, when they reach
+    beyond the bounding box that places the window.
 
     Anti-aliasing (Gaussian, truncated at 4 sigma, zero outside the box) and bilinear
     sampling are both separable linear maps, so each crop is ``Wr @ values @ Wc.T`` with
@@ -248,16 +288,18 @@ def _resample(values, boxes, size, margin, high):
     out = np.zeros((len(boxes), size, size), np.float32)
     if not boxes:
         return out
-    heights = np.array([b[0].stop - b[0].start for b in boxes])
-    widths = np.array([b[1].stop - b[1].start for b in boxes])
-    sides = np.maximum(heights, widths) * (1.0 + 2.0 * margin)     # window side (px)
+    spans = boxes if spans is None else spans
+    sides = np.array([max(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in boxes]
+                     ) * (1.0 + 2.0 * margin)                       # window side (px)
+    heights = np.array([b[0].stop - b[0].start for b in spans])
+    widths = np.array([b[1].stop - b[1].start for b in spans])
     scale = sides / size                                            # source px per crop px
     sigma = np.maximum(0.0, (scale - 1.0) / 2.0)
-    # first sample position, in box coordinates (row, col)
+    # first sample position, in the coordinates of the values' span (row, col)
     first_r = (np.array([b[0].start + b[0].stop - 1 for b in boxes]) / 2.0 - sides / 2.0
-               + scale / 2.0 - np.array([b[0].start for b in boxes]))
+               + scale / 2.0 - np.array([b[0].start for b in spans]))
     first_c = (np.array([b[1].start + b[1].stop - 1 for b in boxes]) / 2.0 - sides / 2.0
-               + scale / 2.0 - np.array([b[1].start for b in boxes]))
+               + scale / 2.0 - np.array([b[1].start for b in spans]))
     bucket = np.ceil(np.maximum(heights, widths) / _BUCKET_PX).astype(int)
     for key in np.unique(bucket):
         same = np.flatnonzero(bucket == key)

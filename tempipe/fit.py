@@ -216,9 +216,11 @@ def fit_shape_model(crops: np.ndarray, params: pd.DataFrame, config: TrainConfig
         "sizes": {"train": n_train, "validation": n_val, "test": len(crops) - n_train - n_val},
         "config": asdict(config), "bf16_training": history[0]["bf16"],
         "distributions": distributions_card(TRAINING_DISTRIBUTIONS),
-        "input": "crop_particles(image, labels, size=input_size, margin=CROP_MARGIN): the "
-                 "particle's own mask times its normalised intensity in a square window "
-                 "(aspect ratio kept), longer bounding-box side spanning a fixed fraction",
+        "input": "crop_particles(image, labels, size=input_size, margin=CROP_MARGIN, "
+                 "context=context_px): the particle's own mask times its normalised intensity, "
+                 "plus the normalised background within context_px image pixels of the mask, "
+                 "in a square window (aspect ratio kept), longer bounding-box side spanning a "
+                 "fixed fraction",
         "outputs": "ensemble means: p = exp(mean log p), l_ratio = mean l_ratio, d = expected "
                    "value of the mean 6-way class distribution over d = 1..6; *_std "
                    "per-particle spreads (members' own variance + variance between members)",
@@ -245,7 +247,8 @@ def train_shape_model(config: TrainConfig = TrainConfig(), progress=None):
     """
     start = time.perf_counter()
     crops, params = make_training_set(
-        config.n_samples, config.seed, size=config.input_size, n_jobs=config.n_jobs,
+        config.n_samples, config.seed, size=config.input_size,
+        context=config.architecture.context_px, n_jobs=config.n_jobs,
         progress=(lambda d, t: progress("data", d, t, {})) if progress else None)
     data_s = time.perf_counter() - start
     model, test = fit_shape_model(crops, params, config, progress, start)

@@ -169,7 +169,7 @@ def analyze_micrograph(micrograph: Micrograph, pixel_size_nm: float | None = Non
     the model in ``models/``) or None to skip the CNN (no ``p, d, l_ratio`` columns).
     """
     model = _model(shape_model)
-    crop_size = model.input_size if model is not None else ShapeNetConfig().input_size
+    crop_config = model.net.config if model is not None else ShapeNetConfig()
     # the label is read (OCR, ~0.2 s) only when its value may set the scale
     calibrated = pixel_size_nm is not None or micrograph.pixel_size_nm is not None
     bar = find_scale_bar(micrograph.image, read_label=not calibrated)
@@ -182,8 +182,10 @@ def analyze_micrograph(micrograph: Micrograph, pixel_size_nm: float | None = Non
     drop[0] = True
     kept = np.where(drop[labels], 0, labels)
     particles = measure_particles(kept, micrograph.image, pixel_size_nm=size_nm)
-    crops = crop_particles(micrograph.image, kept, crop_size,
-                           label_ids=particles["label"].to_numpy())
+    # cut from all segmented labels: dropped neighbours stay out of the context ring
+    crops = crop_particles(micrograph.image, labels, crop_config.input_size,
+                           label_ids=particles["label"].to_numpy(),
+                           context=crop_config.context_px)
     if model is not None and len(particles):
         particles = add_shape_parameters(particles, crops, kept, model)
     particles.insert(0, "image", micrograph.name)

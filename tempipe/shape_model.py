@@ -73,6 +73,9 @@ class ShapeNetConfig:
     d_values: tuple[int, ...] = D_VALUES
     stem_stride: int = 2
     members: int = 2
+    #: image pixels of background ring kept around each mask in its crop
+    #: (:func:`tempipe.crops.crop_particles`'s ``context``); 0 = the mask alone
+    context_px: int = 8
 
 
 def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -147,6 +150,11 @@ class ShapeModel:
     def input_size(self) -> int:
         return self.net.config.input_size
 
+    @property
+    def context_px(self) -> int:
+        """Background ring (image px) its crops keep: ``crop_particles(..., context=)``."""
+        return self.net.config.context_px
+
     @classmethod
     def load(cls, path: str | Path | None = None) -> "ShapeModel":
         """Load weights (``.pt``) and their card (same name, ``.json``); None = shipped model.
@@ -168,7 +176,8 @@ class ShapeModel:
                                     channels=tuple(arch["channels"]), hidden=int(arch["hidden"]),
                                     d_values=tuple(arch["d_values"]),
                                     stem_stride=int(arch.get("stem_stride", 1)),
-                                    members=int(arch.get("members", 1)))
+                                    members=int(arch.get("members", 1)),
+                                    context_px=int(arch.get("context_px", 0)))
             state = torch.load(path, map_location="cpu", weights_only=True)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise ModelError(f"{path.name} is not a tempipe shape model: {exc}") from exc

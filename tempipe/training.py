@@ -107,7 +107,8 @@ def canonical_parameters(params: pd.DataFrame,
     return out
 
 
-def _mosaic(table: pd.DataFrame, rng, dist: TrainingDistributions, size: int) -> np.ndarray:
+def _mosaic(table: pd.DataFrame, rng, dist: TrainingDistributions, size: int,
+            context: int = 0) -> np.ndarray:
     """Render one mosaic of ``len(table)`` particles and return their crops."""
     cell = int(np.ceil(2 * dist.radius_px[1])) + 8
     shape = (cell * MOSAIC_CELLS, cell * MOSAIC_CELLS)
@@ -138,7 +139,8 @@ def _mosaic(table: pd.DataFrame, rng, dist: TrainingDistributions, size: int) ->
     if rng.uniform() < dist.segmented_fraction:
         labels = segmented_masks(image, labels)
     return crop_particles(image, labels, size, margin=CROP_MARGIN,
-                          label_ids=np.arange(1, len(table) + 1), polarity=polarity)
+                          label_ids=np.arange(1, len(table) + 1), polarity=polarity,
+                          context=context)
 
 
 def segmented_masks(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -159,11 +161,11 @@ def segmented_masks(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def _mosaic_job(args) -> np.ndarray:
-    table, seed, dist, size = args
-    return _mosaic(table, np.random.default_rng(seed), dist, size)
+    table, seed, dist, size, context = args
+    return _mosaic(table, np.random.default_rng(seed), dist, size, context)
 
 
-def make_training_set(n: int = 65_000, rng=0, *, size: int = 48,
+def make_training_set(n: int = 65_000, rng=0, *, size: int = 48, context: int = 0,
                       dist: TrainingDistributions = TRAINING_DISTRIBUTIONS, n_jobs: int = 1,
                       progress=None) -> tuple[np.ndarray, pd.DataFrame]:
     """Simulated crops and their parameters.
@@ -176,6 +178,8 @@ def make_training_set(n: int = 65_000, rng=0, *, size: int = 48,
         Seed; the set is deterministic for a given seed, ``n``, ``size`` and ``n_jobs``.
     size : int
         Crop side (the network's input size).
+    context : int
+        Background ring kept around each mask (``crop_particles``'s ``context``).
     dist : TrainingDistributions
     n_jobs : int
         Worker processes.
@@ -194,7 +198,8 @@ def make_training_set(n: int = 65_000, rng=0, *, size: int = 48,
     params = sample_parameters(int(n), rng, dist)
     per = MOSAIC_CELLS * MOSAIC_CELLS
     seeds = rng.integers(0, 2**63 - 1, size=-(-n // per))
-    jobs = [(params.iloc[k * per:(k + 1) * per], int(s), dist, size) for k, s in enumerate(seeds)]
+    jobs = [(params.iloc[k * per:(k + 1) * per], int(s), dist, size, context)
+            for k, s in enumerate(seeds)]
     crops = []
     if n_jobs > 1:
         pool = get_reusable_executor(max_workers=n_jobs)

@@ -21,7 +21,7 @@ from tempipe.io import Micrograph, load_micrograph_bytes
 from tempipe.pipeline import ImageResult, add_shape_parameters, analyze_micrograph
 from tempipe.scalebar import ScaleBar, find_scale_bar
 from tempipe.segment import SegmentParams
-from tempipe.shape_model import ShapeModel, shipped_model
+from tempipe.shape_model import ShapeModel, ShapeNetConfig, shipped_model
 from tempipe.simulate import demo_batch
 from tempipe_app.common import explain
 from tempipe_app.state import Dataset, ImageEntry, array_sha256
@@ -92,9 +92,9 @@ def shape_entry(key: str, params: SegmentParams, model_id: str, _result: ImageRe
         return pd.DataFrame(columns=list(_SHAPE_COLUMNS), index=particles.index, dtype=float)
     ids = particles["label"].to_numpy()
     crops = _result.crops
-    if crops.shape[1] != model.input_size:
+    if crops.shape[1] != model.input_size or model.context_px != ShapeNetConfig().context_px:
         crops = crop_particles(_entry.micrograph.image, _result.labels, model.input_size,
-                               label_ids=ids)
+                               label_ids=ids, context=model.context_px)
     table = add_shape_parameters(particles[["label"]], crops, _result.labels, model)
     return table.drop(columns=["label"])
 

@@ -7,6 +7,7 @@ import sys
 import pandas as pd
 
 from tempipe.cli import main
+from tempipe.shape_model import ShapeModel
 
 
 def test_demo_analysis_writes_outputs(tmp_path, capsys):
@@ -58,9 +59,11 @@ def test_parser_does_not_import_torch_or_the_simulator():
 def test_train_command_writes_weights_card_and_diagnostics(tmp_path, capsys):
     out = tmp_path / "m.pt"
     assert main(["train", "--n-samples", "300", "--epochs", "1", "--jobs", "1", "--quiet",
-                 "--out", str(out)]) == 0
+                 "--context-px", "3", "--out", str(out)]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["epochs_run"] == 1 and card["config"]["n_samples"] == 300
+    assert card["architecture"]["context_px"] == 3
+    assert ShapeModel.load(out).context_px == 3  # its crops keep a 3-px ring
     assert {"rmse_l_ratio", "round_d_accuracy"} <= set(card["test"])
     assert sorted(p.name for p in tmp_path.glob("*_qq_d.*"))  # the paper's diagnostics
     assert "RMSE L_ratio" in capsys.readouterr().out

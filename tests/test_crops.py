@@ -94,6 +94,28 @@ def test_window_matches_skimage_resize_when_pixel_aligned(side):
     assert_allclose(crop_masks(lab)[0], expected, atol=1e-5)
 
 
+def test_context_keeps_the_faint_background_near_the_mask_only():
+    # a 40 x 40 square (window 52 px from (34, 34), pixel-aligned as above) with a faint spike
+    # of half its contrast sticking out 6 px to the right, and a neighbour 1-4 px above it
+    lab = np.zeros((140, 140), np.int32)
+    lab[40:80, 40:80] = 1
+    lab[36:40, 50:55] = 2
+    image = dark_field(lab)
+    image[58:62, 80:86] = 0.6  # (0.6 - 0.9) / (0.3 - 0.9) = 0.5
+    window = (lab[34:86, 34:86] == 1).astype(float)
+    assert_allclose(crop_particles(image, lab, label_ids=[1])[0],
+                    resize(window, (CROP_SIZE, CROP_SIZE), order=1, anti_aliasing=True,
+                           mode="constant"), atol=1e-5)  # context 0: the mask alone
+    window[24:28, 46:50] = 0.5  # spike pixels 1-4 px from the mask; 5 and 6 px: outside
+    expected = resize(window, (CROP_SIZE, CROP_SIZE), order=1, anti_aliasing=True,
+                      mode="constant")
+    assert_allclose(crop_particles(image, lab, label_ids=[1], context=4)[0], expected,
+                    atol=1e-5)
+    image[lab == 2] = 50.0  # the neighbour stays 0 whatever it looks like
+    assert_allclose(crop_particles(image, lab, label_ids=[1], context=4)[0], expected,
+                    atol=1e-5)
+
+
 def test_symmetric_particle_gives_symmetric_crop():
     lab = np.zeros((90, 90), np.int32)
     lab[draw.disk((45, 44.5), 17.3)] = 1
@@ -217,6 +239,9 @@ IMG = dark_field(LAB)
     ({"margin": float("nan")}, "margin must be a number in"),
     ({"margin": "0.1"}, "margin must be a number in"),
     ({"polarity": "grey"}, "polarity must be None, 'dark' or 'bright'"),
+    ({"context": -1}, "context must be an integer number of pixels"),
+    ({"context": 2.0}, "context must be an integer number of pixels"),
+    ({"context": True}, "context must be an integer number of pixels"),
     ({"label_ids": [5, 99]}, r"label_ids \[99\] are not particles"),
     ({"label_ids": [0]}, r"label_ids \[0\] are not particles"),
     ({"label_ids": [[5]]}, "1-D sequence of integer ids"),
