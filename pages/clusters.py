@@ -91,6 +91,8 @@ def classifier_tab(pop) -> None:
     c[0].metric("Test accuracy", f"{clf.test_accuracy:.1%}")
     c[1].metric("Cross-validated accuracy", f"{clf.cv_accuracy:.1%} ± {clf.cv_sd:.1%}")
     c[2].metric("Kernel", str(clf.best_params.get("kernel")))
+    if clf.left_out:
+        st.caption(common.left_out_note(clf.left_out))
     st.plotly_chart(confusion_matrix(clf), key="cl_confusion")
 
 

@@ -11,6 +11,10 @@ Budget: the hyper-parameter search (kernel, C, gamma) runs on a seeded subsample
 training split with a bounded number of trials and seconds; the 10-fold CV accuracy is
 measured on at most ``cv_max`` training particles; the final model is fitted on the whole
 training split.
+
+Groups of fewer than ``MIN_GROUP`` particles (a handful of odd particles a clustering of a
+small dataset set apart) cannot be split and cross-validated: they are left out of the
+training, listed in ``ClassifierResult.left_out``, and never predicted.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from sklearn.svm import SVC
 from tempipe.errors import ParameterError
 from tempipe.groupstats import _check_labels, _check_table
 from tempipe.shape_features import FEATURE_SETS, feature_table, has_cnn, seed_of, random_subset
+
+#: Smallest group the classifier learns (module docstring).
+MIN_GROUP = 5
 
 KERNELS: tuple[str, ...] = ("rbf", "linear", "poly")
 
@@ -89,6 +96,8 @@ class ClassifierResult:
         ``kernel``, ``C``, ``gamma`` found by the search.
     n_train, n_test, n_trials : int
     seconds : float
+    left_out : dict
+        Groups of fewer than ``MIN_GROUP`` particles, not learnt: ``{group: particles}``.
     """
 
     model: Pipeline
@@ -103,6 +112,7 @@ class ClassifierResult:
     n_test: int = 0
     n_trials: int = 0
     seconds: float = 0.0
+    left_out: dict = field(default_factory=dict)
 
     def predict(self, particles: pd.DataFrame) -> np.ndarray:
         """Group of every particle of a table (this dataset or another one).
@@ -171,19 +181,25 @@ def _min_count(y: np.ndarray) -> int:
     return int(np.unique(y, return_counts=True)[1].min())
 
 
-def _prepare(particles, labels, feature_set) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Finite rows of the feature set with a group > 0; checks groups are trainable."""
+def _prepare(particles, labels, feature_set):
+    """Finite rows of the feature set in a group > 0 of >= MIN_GROUP such rows.
+
+    Returns ``X, y, columns, left_out`` (``{group: rows}`` of the smaller groups).
+    """
     particles = _check_table(particles)
     labels = _check_labels(particles, labels)
     table = feature_table(particles, feature_set)
     values = table.to_numpy(float)
     keep = np.isfinite(values).all(axis=1) & (labels > 0)
-    X, y = values[keep], labels[keep]
-    groups, counts = np.unique(y, return_counts=True)
-    if groups.size < 2 or counts.min() < 5:
-        raise ParameterError(f"training needs at least two groups of >= 5 particles; got "
-                             f"groups {groups.tolist()} with counts {counts.tolist()}.")
-    return X, y, list(table.columns)
+    groups, counts = np.unique(labels[keep], return_counts=True)
+    small = counts < MIN_GROUP
+    if (~small).sum() < 2:
+        raise ParameterError(f"training needs at least two groups of >= {MIN_GROUP} particles "
+                             f"with finite {feature_set!r} variables; got groups "
+                             f"{groups.tolist()} with counts {counts.tolist()}.")
+    keep &= ~np.isin(labels, groups[small])
+    left_out = {int(g): int(c) for g, c in zip(groups[small], counts[small])}
+    return values[keep], labels[keep], list(table.columns), left_out
 
 
 def train_classifier(particles: pd.DataFrame, labels, rng=0, *, feature_set: str = "both",
@@ -210,14 +226,14 @@ def train_classifier(particles: pd.DataFrame, labels, rng=0, *, feature_set: str
     Raises
     ------
     ParameterError
-        Labels not aligned with the table, fewer than two groups of 5 particles, unknown
-        feature set.
+        Labels not aligned with the table, fewer than two groups of ``MIN_GROUP``
+        particles (smaller groups are left out: ``left_out``), unknown feature set.
     """
     params = params or ClassifierParams()
     start = time.perf_counter()
     if feature_set == "both" and isinstance(particles, pd.DataFrame) and not has_cnn(particles):
         feature_set = "features"
-    X, y, columns = _prepare(particles, labels, feature_set)
+    X, y, columns, left_out = _prepare(particles, labels, feature_set)
     seed = seed_of(rng)
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=params.test_fraction, stratify=y, random_state=seed)
@@ -243,7 +259,7 @@ def train_classifier(particles: pd.DataFrame, labels, rng=0, *, feature_set: str
                      "gamma": (best["gamma"] / X.shape[1] if best["kernel"] != "linear"
                                else np.nan)},
         n_train=len(y_train), n_test=len(y_test), n_trials=n_trials,
-        seconds=time.perf_counter() - start)
+        seconds=time.perf_counter() - start, left_out=left_out)
 
 
 def classifier_ablation(particles: pd.DataFrame, labels, rng=0, *, feature_sets=None,

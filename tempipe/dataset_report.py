@@ -104,6 +104,10 @@ def groups_section(name: str, particles: pd.DataFrame, groups, classifier) -> Re
         text += (f" An SVM trained on the groups: test accuracy "
                  f"{classifier.test_accuracy:.1%}, 10-fold CV {classifier.cv_accuracy:.1%} "
                  f"± {classifier.cv_sd:.1%}.")
+        if classifier.left_out:
+            text += (" Left out of it, too small to learn: " + ", ".join(
+                f"group {g} ({n} particles)" for g, n in sorted(classifier.left_out.items()))
+                + ".")
     tables = {"Groups (Table 1)": population_table(particles, labels),
               "Feature statistics per group": group_feature_statistics(particles, labels),
               "Cluster comparison": groups.comparison}

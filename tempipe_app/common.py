@@ -103,3 +103,14 @@ class ProgressBar:
 def format_nm(value) -> str:
     """``"0.45 nm/px"`` or ``"none"``."""
     return "none" if value is None else f"{float(value):.4g} nm/px"
+
+
+def left_out_note(left_out: dict) -> str:
+    """Caption for groups the classifier could not learn (``ClassifierResult.left_out``)."""
+    from tempipe.classifier import MIN_GROUP  # not at page start: optuna is slow to import
+
+    groups = ", ".join(f"{g} ({n} particle{'s' if n != 1 else ''})"
+                       for g, n in sorted(left_out.items()))
+    return (f"Group{'s' if len(left_out) > 1 else ''} {groups}: too few particles to learn "
+            f"(fewer than {MIN_GROUP}), left out of the classifier; it never predicts "
+            f"{'them' if len(left_out) > 1 else 'it'}.")

@@ -92,6 +92,19 @@ def test_both_falls_back_to_features_without_cnn(train):
     assert res.feature_set == "features" and res.test_accuracy >= 0.95
 
 
+def test_groups_too_small_to_learn_are_left_out(train, result):
+    labels = train["group"].to_numpy().copy()
+    odd = np.flatnonzero(labels == 3)[:3]
+    labels[odd] = 4  # three rods set apart, as a clustering of a small batch may do
+    res = train_classifier(train, labels, rng=0, params=FAST)
+    assert res.left_out == {4: 3} and result.left_out == {}
+    assert res.n_train + res.n_test == len(train) - 3
+    assert list(res.confusion.index) == [1, 2, 3]
+    predicted = res.predict(train)
+    assert set(np.unique(predicted)) == {1, 2, 3}  # never the left-out group
+    assert np.mean(predicted == train["group"].to_numpy()) >= 0.98
+
+
 @pytest.mark.parametrize("labels, match", [
     (lambda t: np.ones(len(t), int), "two groups"),
     (lambda t: np.r_[np.ones(len(t) - 3, int), 2, 2, 2], ">= 5 particles"),

@@ -11,7 +11,8 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from tempipe.cli import main
-from tempipe.dataset_report import dataset_report, write_dataset_report
+from tempipe.classifier import train_classifier
+from tempipe.dataset_report import dataset_report, groups_section, write_dataset_report
 from tempipe.errors import ParameterError
 from tempipe.features import measure_particles
 from tempipe.io import save_micrograph
@@ -52,6 +53,16 @@ def test_report_recovers_the_two_families(population):
     assert titles == ["two-families: overview", "two-families: shape groups"]
     assert "2 shape groups found without labels" in report.html
     assert report.notes == []
+
+
+def test_groups_left_out_of_the_classifier_are_said(population):
+    report = dataset_report(population.drop(columns="family"), name="two-families", rng=0)
+    labels = report.groups.labels.copy()
+    labels[np.flatnonzero(labels == 2)[:3]] = 3  # three particles set apart
+    classifier = train_classifier(report.particles, labels, rng=0)
+    section = groups_section("two-families", report.particles, report.groups, classifier)
+    assert "Left out of it, too small to learn: group 3 (3 particles)." in section.text
+    assert "Left out" not in report.html  # nothing left out of the real grouping
 
 
 @pytest.mark.parametrize("n, missing", [(2, "No shape groups"), (4, "No classifier")])
