@@ -13,7 +13,9 @@ font (the DejaVu family) and font size, with labels in nm, µm (decimals such as
   (:func:`label_class`: in a box, clear, over particles, low contrast);
 - time per image of finding (no OCR) and of OCR.
 
-Run: ``python bench/bench_scalebar.py [--cases 240] [--blank 60] [--no-ocr] [--seed 0]``.
+Run: ``python bench/bench_scalebar.py [--cases 240] [--blank 60] [--no-ocr] [--seed 0]
+[--dump DIR]``; ``--dump`` saves each label not read right as ``DIR/seedS_caseI.npz`` (image,
+truth, style) and a ``.png`` of its region, scaled up, to look at and read again.
 
 Real micrographs carry no truth file: ``--real DIR --out OUT`` runs ``find_scale_bar`` on
 every image in ``DIR`` (e.g. ``../shared/data/emps-train/images``), prints how many bars
@@ -126,7 +128,27 @@ def _ocr_kind(value, truth) -> str:
     return "right" if np.isclose(value, truth.value_nm) else "wrong"
 
 
-def run(n_cases: int, n_blank: int, ocr: bool, seed: int) -> None:
+def dump_case(out: Path, name: str, image: np.ndarray, truth, style: dict) -> None:
+    """Save a case (image, truth, style) as ``out/name.npz`` and its label region, scaled
+    up four times, as ``out/name.png``."""
+    import json
+
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / f"{name}.npz", image=image, truth=json.dumps(
+        {"length_px": truth.length_px, "value_nm": truth.value_nm, "text": truth.text,
+         "bar_bbox": truth.bar_bbox, "label_bbox": truth.label_bbox}, default=int),
+        style=json.dumps(style, default=str))
+    r0, c0, r1, c1 = truth.label_bbox
+    region = image[max(0, r0 - 6):r1 + 6, max(0, c0 - 6):c1 + 6]
+    grey = np.round(255 * (region - image.min()) / max(np.ptp(image), 1e-12))
+    tile = Image.fromarray(grey.astype(np.uint8))
+    tile.resize((4 * tile.width, 4 * tile.height), Image.Resampling.NEAREST).save(
+        out / f"{name}.png")
+
+
+def run(n_cases: int, n_blank: int, ocr: bool, seed: int, dump: Path | None = None) -> None:
     rng = np.random.default_rng(seed)
     fields = base_fields(rng)
     ocr = ocr and tesseract_available()
@@ -151,6 +173,8 @@ def run(n_cases: int, n_blank: int, ocr: bool, seed: int) -> None:
             if kind != "right":
                 misses.append((i, "ocr " + kind, truth.text, bar.value_nm, label_class(style),
                                Path(style["font_path"]).stem, style["font_size"]))
+                if dump is not None:
+                    dump_case(dump, f"seed{seed}_case{i}", image, truth, style)
     blank = [find_scale_bar(simulate_micrograph((s, s), n_particles=int(60 * (s / 512) ** 2),
                                                 polarity=p, rng=seed + 1000 + k).image,
                             read_label=ocr)
@@ -228,6 +252,7 @@ def main() -> None:
     parser.add_argument("--blank", type=int, default=60)
     parser.add_argument("--no-ocr", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dump", type=Path, help="save labels not read right here")
     parser.add_argument("--real", type=Path, help="folder of real micrographs")
     parser.add_argument("--out", type=Path, default=Path("scalebar_check"),
                         help="where --real writes its list and contact sheets")
@@ -235,7 +260,7 @@ def main() -> None:
     if args.real is not None:
         run_real(args.real, args.out)
     else:
-        run(args.cases, args.blank, not args.no_ocr, args.seed)
+        run(args.cases, args.blank, not args.no_ocr, args.seed, args.dump)
 
 
 if __name__ == "__main__":

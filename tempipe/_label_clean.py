@@ -4,7 +4,9 @@ Private helper of :mod:`tempipe._scalebar_label`. Outside an opaque label box, t
 distance is judged against the local paper (:func:`local_distance`): over a particle nearer
 the ink than the background, text is compared with the particle's level, so that particle
 pixels stay far from the ink. The crop (:func:`clean_crop`) keeps the line's glyphs and
-the marks between them (decimal points, rings), and nothing of the particles around.
+the marks between them (decimal points, rings), and nothing of the particles around;
+:func:`ink_core_crop` keeps only the surroundings of its ink-level pixels (text is drawn in
+a saturated colour, particle texture seldom reaches it).
 """
 
 from __future__ import annotations
@@ -23,20 +25,31 @@ LOCAL_PAPER_FLOOR = 0.1
 BUSY_PAPER = 0.8
 #: Ink-level pixels: blocks holding one are text for the local paper.
 STROKE_INK_FRACTION = 0.1
+#: Outside a box and away from particles, the text grows this many pixels into pixels
+#: within this fraction of the contrast of the ink (thin strokes).
+GROW_STEPS, GROW_INK_FRACTION = 2, 0.7
+#: Ink-level pixels of text drawn in a saturated colour, over particles too: within this
+#: fraction of the window's ink-to-paper contrast of the ink (particle texture rarely is).
+SATURATED_INK = 0.12
 #: A decimal point is at most this fraction of the line height wide and high.
 DOT_SIZE = 0.3
-#: ... and holds at least this many squared line heights of ink.
-DOT_MASS = 0.003
+#: ... and holds at least this many squared line heights of ink, and at least MIN_MARK_MASS
+#: pixels' worth (the point of an 11-px font is one pixel, 95 % inked; noise makes none).
+DOT_MASS, MIN_MARK_MASS = 0.003, 0.6
 
 
-def clean_crop(distance, glyphs, loose, members, line, busy) -> tuple[np.ndarray, tuple]:
+def clean_crop(distance, glyphs, loose, members, line, busy,
+               grow=None) -> tuple[np.ndarray, tuple]:
     """The text line with a margin, as ink distance, all but its text set to paper, and the
     window ``(row, col)`` of its first pixel.
 
     Kept: the line's glyphs (of glyphs split off a particle, only their ink core) and the
     marks in the line's box (:func:`_marks`); outside a label box (``busy`` None in one)
     less thick blobs away from the ink core and, over particles (``busy``), less pixels
-    more than a pixel from it; all grown by a pixel for their anti-aliased edge.
+    more than a pixel from it; all grown, where ``grow`` (a window mask, clear of particles)
+    allows, ``GROW_STEPS`` pixels into pixels within ``GROW_INK_FRACTION`` of the ink (a
+    one-pixel stroke set between two pixel columns, each half inked), then by a pixel
+    for their anti-aliased edge.
     """
     boxed = busy is None
     h = line[2] - line[0]
@@ -52,6 +65,9 @@ def clean_crop(distance, glyphs, loose, members, line, busy) -> tuple[np.ndarray
         core = near <= TEXT_CORE_FRACTION
         keep &= ~_blobs_off_core(keep, core)
         keep &= ~busy[r0:r1, c0:c1] | ndimage.binary_dilation(core, np.ones((3, 3), bool))
+    if grow is not None:
+        faint = (near <= GROW_INK_FRACTION) & grow[r0:r1, c0:c1]
+        keep = ndimage.binary_dilation(keep, iterations=GROW_STEPS, mask=faint | keep)
     keep = ndimage.binary_dilation(keep) & (near < 1)
     return np.where(keep, near, 1.0), (r0, c0)
 
@@ -70,7 +86,7 @@ def _marks(near: np.ndarray, candidates: np.ndarray, text: np.ndarray, h: int,
     if not boxed:
         mass = ndimage.sum(1.0 - near, marks, index)
         core = ndimage.mean(near <= MARK_CORE_FRACTION, marks, index)
-        good &= (mass >= max(1.0, DOT_MASS * h * h)) & (
+        good &= (mass >= max(MIN_MARK_MASS, DOT_MASS * h * h)) & (
             (core >= MIN_CORE_SHARE) | _dots(marks, n, text, h))
     return np.isin(marks, index[good])
 
@@ -157,3 +173,13 @@ def local_distance(distance: np.ndarray, thick: int) -> tuple[np.ndarray, np.nda
     paper = paper[np.minimum(np.arange(rows) // k, n_r - 1)][:, np.minimum(np.arange(cols) // k,
                                                                            n_c - 1)]
     return distance / np.clip(paper, LOCAL_PAPER_FLOOR, 1.0), paper < BUSY_PAPER
+
+
+def ink_core_crop(crop: np.ndarray, distance: np.ndarray) -> np.ndarray | None:
+    """``crop`` kept only within a pixel of its ink-level pixels (``SATURATED_INK`` of the
+    window's contrast in ``distance``, the plain ink distance of the same pixels): text
+    drawn in a saturated colour reaches the ink level in each stroke, the texture of a
+    particle stuck to it seldom does. None when that drops no ink of ``crop``."""
+    zone = ndimage.binary_dilation(distance <= SATURATED_INK, structure=np.ones((3, 3), bool))
+    dropped = (crop < 0.5) & ~zone
+    return np.where(zone, crop, 1.0) if dropped.any() else None

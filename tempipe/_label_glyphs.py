@@ -10,7 +10,9 @@ and a hanging glyph closed at the top is not read (picometre bars are too rare o
 micrographs to risk a µm read as pm, a factor of a million); an Å has its ring above the
 digits. A decimal point (or comma) on the glyphs must match one in the reading, digits
 standing too far apart hide a faint one, and the label may hold no more tall glyphs than
-the reading has characters.
+the reading has characters. A 3 and a 5 (both round) are told apart by the 5's upper-left
+stem. Before the checks, one-pixel breaks in strokes are bridged (:func:`bridged`) and
+marks inside a glyph's counter dropped (:func:`enclosed_marks`).
 """
 
 from __future__ import annotations
@@ -250,3 +252,57 @@ def skipped(tall: list, height: float, scale: float, n_glyphs: int) -> bool:
     split = max(SPLIT_GAP * height, 2 * scale)
     return bool(tall) and 1 + sum(b[1].start - a[1].stop > split
                                   for a, b in zip(tall, tall[1:])) > n_glyphs
+
+
+def enclosed_marks(ink: np.ndarray) -> np.ndarray:
+    """Ink lying wholly inside another glyph's closed counter (the dot of a monospaced
+    zero, a speck of particle inside an "o"), as a mask: no character of a label has one,
+    and Tesseract reads a dotted 0 as 8 or 6."""
+    labels, n = ndimage.label(ink, structure=np.ones((3, 3)))
+    enclosed = ndimage.binary_fill_holes(ink) & ~ink
+    if n < 2 or not enclosed.any():
+        return np.zeros(ink.shape, dtype=bool)
+    ring = ndimage.binary_dilation(labels > 0, structure=np.ones((3, 3))) & ~ink
+    outside = ndimage.maximum_filter(np.where(ring & ~enclosed, 1, 0), size=3) > 0
+    keep = np.unique(labels[outside & ink])  # components touching the open background
+    return (labels > 0) & ~np.isin(labels, keep)
+
+
+def bridged(ink: np.ndarray, faint: np.ndarray) -> np.ndarray:
+    """``ink`` with the ``faint`` pixels that touch two of its pieces (a one-pixel break in
+    a stroke of a small glyph) added."""
+    labels, n = ndimage.label(ink, structure=np.ones((3, 3)))
+    if n < 2:
+        return ink
+    high = ndimage.maximum_filter(labels, size=3)
+    low = ndimage.minimum_filter(np.where(labels > 0, labels, n + 1), size=3)
+    return ink | (faint & (low <= n) & (high != low))
+
+
+def threes_and_fives_agree(digits: str, tall: list, height: float, ink: np.ndarray) -> bool:
+    """Whether each 3 and 5 of ``digits`` (the number as read) is one on the glyphs: the
+    upper-left stem of a 5 (ink in the left quarter of the glyph, from 0.3 to 0.45 of its
+    height) is missing from a 3. A 3 whose glyph cannot be told (digits run together, or
+    a glyph not reaching the digits' top: a piece) is not trusted; a 5 is, as before this
+    check. ``tall`` and ``height`` are those of :func:`tall_glyphs`."""
+    if "3" not in digits and "5" not in digits:
+        return True
+    glyphs = tall[:len(digits)]
+    mapped = len(glyphs) == len(digits) and all(
+        sl[1].stop - sl[1].start <= 1.1 * (sl[0].stop - sl[0].start) for sl in glyphs)
+    if not mapped:
+        return "3" not in digits
+    top = min(sl[0].start for sl in glyphs)
+    for digit, (rows, cols) in zip(digits, glyphs):
+        if digit not in "35":
+            continue
+        if rows.start > top + 0.15 * height:  # a piece of the glyph: cannot be told
+            if digit == "3":
+                return False
+            continue
+        h, w = rows.stop - rows.start, cols.stop - cols.start
+        band = ink[rows.start + int(0.3 * h):rows.start + int(np.ceil(0.45 * h)),
+                   cols.start:cols.start + max(1, int(round(0.25 * w)))]
+        if band.any() != (digit == "5"):
+            return False
+    return True

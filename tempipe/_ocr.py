@@ -1,13 +1,15 @@
 """Reading a scale bar's label ("20 nm", "0.5 µm", "100.0nm", "5 Å") with Tesseract.
 
 Private helper of :mod:`tempipe.scalebar`. The cleaned label line (see
-:mod:`tempipe._scalebar_label`) is upscaled and read as one line (``--psm 7``), with a
+:mod:`tempipe._scalebar_label`) is scaled to a text height and read as one line
+(``--psm 7``), marks inside a glyph's counter (the dot of a monospaced 0) removed, with a
 whitelist of digits, separators and unit letters or without, in up to seven ways
 (``READINGS``). A reading has a value only when its text is "<number> <unit>", the number
 is a round scale-bar value (``ROUND_MANTISSAS``) and the reading agrees with the label's
-glyphs: unit, decimal point, no glyph skipped (:mod:`tempipe._label_glyphs`). The label's
-value is None (the user types the length) unless two readings agree, none gives another
-value and no other length (round or not) is stated by more readings. Without the
+glyphs: unit, decimal point, no glyph skipped, a 3 not a 5 (:mod:`tempipe._label_glyphs`).
+The label's value is None (the user types the length) unless two readings agree, none
+gives another value and no other length (round or not) is stated by more readings. Text
+taller than a reading's height is shrunk to it, so that the readings differ. Without the
 ``tesseract`` program or ``pytesseract`` nothing is read.
 """
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from tempipe import _label_glyphs as _glyphs
 
@@ -30,7 +33,8 @@ from tempipe import _label_glyphs as _glyphs
 #: font over particles, a "1" dropped before "nm").
 READINGS = ((32, False, True), (40, True, True), (48, False, False), (32, False, False),
             (56, False, True), (40, True, False), (24, False, False))
-#: Largest upscaling factor.
+#: Largest upscaling factor. Large text is shrunk to the reading's height too: read at
+#: its own size twice, one misread (a bold serif "5" as 3) is made twice.
 MAX_UPSCALE = 8
 #: Characters Tesseract may output.
 WHITELIST = "0123456789.,nmuµμAÅp"
@@ -41,6 +45,9 @@ NM_PER_UNIT = {"nm": 1.0, "µm": 1e3, "mm": 1e6, "pm": 1e-3, "Å": 0.1}
 ROUND_MANTISSAS = (1.0, 2.0, 2.5, 3.0, 5.0)
 #: Grey level (of 255) under which the upscaled label is ink for the glyph checks.
 GLYPH_THRESHOLD = 128
+#: ... and under which a pixel joining two pieces of ink is ink too (a stroke broken by the
+#: anti-aliasing of a small bold serif glyph).
+BRIDGE_THRESHOLD = 150
 _LABEL = re.compile(r"([0-9OoIl|]+(?:[.,:][0-9OoIl|]+)?)([nmupyjwiaµμå]{1,3})")
 _NUMBER_FIXES = str.maketrans({"O": "0", "o": "0", "I": "1", "l": "1", "|": "1", ",": ".",
                                ":": "."})
@@ -145,11 +152,11 @@ def label_ink(crop: np.ndarray, height_px: int = 32) -> np.ndarray:
     crop : (h, w) float ndarray
         The label line as ink distance in [0, 1]: 0 = ink, 1 = paper.
     height_px : int
-        Wanted text height (the crop is never shrunk, nor grown over ``MAX_UPSCALE``).
+        Wanted text height (the crop is not grown over ``MAX_UPSCALE`` times).
     """
     ink_rows = np.flatnonzero((crop < 0.5).any(axis=1))
     height = int(ink_rows[-1] - ink_rows[0] + 1) if ink_rows.size else crop.shape[0]
-    scale = float(np.clip(height_px / height, 1, MAX_UPSCALE))
+    scale = float(min(height_px / height, MAX_UPSCALE))
     grey = Image.fromarray(np.round(np.clip(crop, 0, 1) * 255).astype(np.uint8))
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
     return np.asarray(grey.resize(size, Image.Resampling.BICUBIC))
@@ -212,13 +219,21 @@ def value_of(text: str, ink: np.ndarray, scale: float = 1.0) -> float | None:
         return None  # glyphs the reading skipped ("2 µm" for "0.2 µm")
     if not separated and _glyphs.wide_gap(tall, height, n_digits):
         return None  # ... or a decimal point too faint to be seen on the glyphs
+    digits = re.sub(r"[^0-9]", "", text.translate(_NUMBER_FIXES))
+    if not _glyphs.threes_and_fives_agree(digits, tall, height, ink):
+        return None  # a small bold serif 5 read as 3 (both round) by two readings
     return number * NM_PER_UNIT[unit]
 
 
 def _page(crop: np.ndarray, height_px: int, binarise: bool) -> tuple[Image.Image, np.ndarray]:
     """Tesseract page of the label at text height ``height_px`` and its ink mask."""
     grey = label_ink(crop, height_px)
-    ink = grey < GLYPH_THRESHOLD
+    ink = _glyphs.bridged(grey < GLYPH_THRESHOLD, grey < BRIDGE_THRESHOLD)
+    inner = _glyphs.enclosed_marks(ink)
+    if inner.any():  # the dot of a monospaced zero: paper
+        ink &= ~inner
+        grey = np.where(ndimage.binary_dilation(inner, iterations=2) & ~ink, 255, grey)
+        grey = grey.astype(np.uint8)
     if binarise:
         grey = np.where(ink, 0, 255).astype(np.uint8)
     pad = max(8, grey.shape[0] // 3)

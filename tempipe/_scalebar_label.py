@@ -19,7 +19,8 @@ from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from tempipe._label_clean import MIN_CORE_SHARE, TEXT_CORE_FRACTION, clean_crop, local_distance
+from tempipe._label_clean import (MIN_CORE_SHARE, TEXT_CORE_FRACTION, clean_crop, ink_core_crop,
+                                  local_distance)
 
 #: Text pixels lie within this fraction of the ink-to-paper contrast from the ink ...
 TEXT_INK_FRACTION = 0.45
@@ -32,6 +33,8 @@ BOX_TOLERANCE_FRACTION = 0.05
 #: Neighbouring glyphs of a line: gap under LINE_GAP heights, tops or bottoms within
 #: LINE_ALIGN heights, heights within a factor LINE_HEIGHT_RATIO.
 LINE_GAP, LINE_ALIGN, LINE_HEIGHT_RATIO = 1.5, 0.4, 2.5
+#: A line of one glyph outside a label box is at least this many times as wide as high.
+SHORT_LINE_RATIO = 1.1
 
 
 @dataclass(frozen=True)
@@ -212,14 +215,22 @@ def _line_gap(line, bar) -> float | None:
 def _pick_line(lines, bar, boxed: bool = False) -> int | None:
     """Index of the text line nearest the bar (relative to its height), or None. A line of
     one glyph must be 1.5 times as wide as high (two glyphs run together), or as wide as
-    high in a label box ("2Å", the ring touching the A)."""
-    best, best_key = None, (np.inf, 0)
+    high in a label box ("2Å", the ring touching the A); outside a box, one at least
+    ``SHORT_LINE_RATIO`` times as wide as high ("1Å", its ring making it tall) is taken
+    when no other line sits where labels go; so is one in a box (a decimal point set
+    apart). With no line where labels go, the line of most glyphs."""
+    best, best_key = None, (True, True, np.inf, 0)
     for k, (line, members) in enumerate(lines):
         h, w = line[2] - line[0], line[3] - line[1]
-        if h < MIN_TEXT_HEIGHT_PX or (len(members) < 2 and w < (1.0 if boxed else 1.5) * h):
+        single = len(members) < 2
+        if h < MIN_TEXT_HEIGHT_PX or (single and w < (1.0 if boxed else SHORT_LINE_RATIO) * h):
             continue
         gap = _line_gap(line, bar)
-        key = (np.inf if gap is None else gap / max(h, bar[2] - bar[0]), -len(members))
+        weak = single and w < 1.5 * h  # after lines of more glyphs (a box's decimal point)
+        if weak and gap is None and not boxed:
+            continue
+        key = (gap is None, weak, np.inf if gap is None else gap / max(h, bar[2] - bar[0]),
+               -len(members))
         if key < best_key:
             best, best_key = k, key
     return best
@@ -267,7 +278,9 @@ def find_label(image: np.ndarray, bar, color: str) -> Label:
     (:func:`local_distance`), the label is also cleaned against the local paper: that
     crop comes first (over a particle, the plain cleaning may lose a decimal point or a
     glyph without a trace), the plain one after it in ``alternatives``, unless the local
-    line holds fewer glyphs.
+    line holds fewer glyphs. Outside a box, the first crop kept only around its ink-level
+    pixels (:func:`ink_core_crop`: the texture of a particle stuck to the text dropped)
+    is the last alternative.
     """
     lo, hi = float(image.min()), float(image.max())
     levels = (hi, lo) if color == "white" else (lo, hi)
@@ -287,13 +300,16 @@ def find_label(image: np.ndarray, bar, color: str) -> Label:
     if box is not None:  # the box's blurred edge is no glyph
         distance[[0, -1], :], distance[:, [0, -1]] = 1.0, 1.0
     passes = [(np.clip(distance, 0, 1), None if box is not None else np.zeros(sub.shape, bool))]
+    grow = None
     if box is None:
         local, busy = local_distance(distance, bar[2] - bar[0])
+        grow = ~ndimage.binary_dilation(busy, iterations=2)
         if busy.any():
             passes.append((np.clip(local, 0, 1), busy))
     bar_in_win = (bar[0] - win[0], bar[1] - win[1], bar[2] - win[0], bar[3] - win[1])
     max_height = max(MIN_TEXT_HEIGHT_PX, int((1.0 if box else 0.5) * (win[2] - win[0])))
-    found = [f for f in (_line_crop(d, b, bar_in_win, max_height) for d, b in passes) if f]
+    found = [f for f in (_line_crop(d, b, bar_in_win, max_height, grow) for d, b in passes)
+             if f]
     if len(found) == 2:
         plain, local = found
         if not local[4]:
@@ -303,6 +319,12 @@ def find_label(image: np.ndarray, bar, color: str) -> Label:
     if not found:
         return Label(None, box, None, 0, box is not None)
     line, n_glyphs, crop, *_ = found[0]
+    if box is None:  # last, the first crop with only the ink-level strokes' surroundings
+        (o_r, o_c), first = found[0][3], found[0][2]
+        cored = ink_core_crop(first, passes[0][0][o_r:o_r + first.shape[0],
+                                                  o_c:o_c + first.shape[1]])
+        if cored is not None:
+            found.append((line, n_glyphs, cored, (o_r, o_c), False))
     line_img = (line[0] + win[0], line[1] + win[1], line[2] + win[0], line[3] + win[1])
     origins = [(int(f[3][0] + win[0]), int(f[3][1] + win[1])) for f in found]
     return Label(line_img, box if box is not None else union(bar, line_img), crop, n_glyphs,
@@ -310,7 +332,7 @@ def find_label(image: np.ndarray, bar, color: str) -> Label:
                  tuple(origins[1:]))
 
 
-def _line_crop(distance: np.ndarray, busy, bar, max_height: int):
+def _line_crop(distance: np.ndarray, busy, bar, max_height: int, grow=None):
     """The label line of an ink-distance window (``bar`` in window coordinates) and its
     clean crop (:func:`clean_crop`): (line bbox, glyphs, crop, crop origin, whether the
     crop's area is ``busy`` anywhere), or None."""
@@ -320,7 +342,7 @@ def _line_crop(distance: np.ndarray, busy, bar, max_height: int):
     if k is None:
         return None
     line, members = lines[k]
-    crop, (o_r, o_c) = clean_crop(distance, glyphs, loose, members, line, busy)
+    crop, (o_r, o_c) = clean_crop(distance, glyphs, loose, members, line, busy, grow)
     busy_here = busy is not None and bool(busy[o_r:o_r + crop.shape[0],
                                                o_c:o_c + crop.shape[1]].any())
     return line, len(members), crop, (o_r, o_c), busy_here

@@ -356,7 +356,8 @@ def _label_crop(text: str, font: str, size: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("texts, value_nm", [
-    (["5pm", "3pm", "3pm", "5pm"], None),      # "5 µm" read once as 5, then as 3: unread
+    (["5pm", "2pm", "2pm", "5pm"], None),      # "5 µm" read once as 5, then as 2: unread
+    (["5pm", "3pm", "3pm", "5pm"], 5000.0),    # ... but the glyph has a 5's stem: no 3
     (["5pm", "", "5 um", "3pm"], 5000.0),      # confirmed before any contradiction
     (["", "5pm", "", ""], None),               # never confirmed
     (["39pm", "3pm", "39 pm", "39pm", "3pm"], None),  # 39 µm stated (not round) more often
@@ -382,3 +383,73 @@ def test_labels_once_read_wrong_are_right_or_unread(crowded, polarity, color, bo
                                   font_path=FONTS + font, font_size=size)
     bar = find_scale_bar(image)
     assert bar is not None and bar.value_nm in (None, pytest.approx(value_nm))
+
+
+@pytest.mark.parametrize("font", ["DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf"])
+def test_dot_of_a_monospaced_zero_is_an_enclosed_mark(font):
+    """The dot inside a monospaced 0 (read as 8 or 6 by Tesseract) lies wholly inside the
+    0's counter; no ink of "8", "µm", "Å" or a decimal point does."""
+    ink = _ink("1000 nm", font, 40)
+    inner = _label_glyphs.enclosed_marks(ink)
+    labels, _ = ndimage.label(inner)
+    assert labels.max() == 3  # one dot in each 0
+    glyphs = ndimage.find_objects(ndimage.label(ink & ~inner)[0])
+    for dot in ndimage.find_objects(labels):  # each inside a glyph's box
+        assert any(all(g.start < d.start and d.stop < g.stop for d, g in zip(dot, glyph))
+                   for glyph in glyphs)
+    for text in ("8.5 µm", "20 Å", "0.5 nm"):
+        assert not _label_glyphs.enclosed_marks(_ink(text, "DejaVuSans.ttf", 40)).any()
+
+
+def test_one_pixel_break_in_a_stroke_is_bridged():
+    """A stroke broken by one faint pixel is joined; a gap between two glyphs is not."""
+    ink = np.zeros((10, 20), dtype=bool)
+    ink[2:8, 2:5] = ink[2:8, 6:9] = True        # one stroke, broken at column 5
+    ink[2:8, 13:16] = True                       # another glyph, 4 px away
+    faint = ink.copy()
+    faint[4, 5] = True                           # the break's faint pixel
+    faint[4, 10:13] = True                       # faint pixels between the glyphs
+    joined = _label_glyphs.bridged(ink, faint)
+    assert ndimage.label(joined, structure=np.ones((3, 3)))[1] == 2
+    assert joined[4, 5] and not joined[4, 10:13].any()
+
+
+def test_large_text_is_read_at_the_reading_height():
+    """An 80-px label is shrunk to the reading's height: read at its own size, the two
+    readings are one image twice (a bold serif "5 µm" once read twice as 3 µm)."""
+    crop = _label_crop("5 µm", "DejaVuSerif-Bold.ttf", 80)
+    for height in (32, 48):
+        rows = np.flatnonzero((_ocr.label_ink(crop, height) < 128).any(axis=1))
+        assert abs((rows[-1] - rows[0] + 1) - height) <= 0.1 * height
+
+
+def _plain_field(seed: int = 8) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0.6, 0.04, (512, 512)).astype(np.float32)
+
+
+@needs_tesseract
+@pytest.mark.parametrize("text, font, size, box, position, value_nm", [
+    ("1Å", "DejaVuSansMono-Bold.ttf", 20, False, "above", 0.1),   # one glyph, taller (ring)
+    ("2Å", "DejaVuSansCondensed.ttf", 11, False, "above", 0.2),
+    ("20.0 nm", "DejaVuSansCondensed.ttf", 11, False, "below", 20.0),  # a 1-px point
+    ("0.5nm", "DejaVuSerifCondensed.ttf", 14, False, "above", 0.5),  # a thin stem of 5
+    ("0.5 µm", "DejaVuSansMono-Bold.ttf", 43, True, "beside", 500.0),  # point apart in a box
+    ("1000nm", "DejaVuSansMono-Bold.ttf", 34, True, "above", 1000.0),  # dotted zeros
+])
+def test_labels_once_left_unread_are_read(text, font, size, box, position, value_nm):
+    image, _ = draw_scale_bar(_plain_field(), value_nm / 150, length_nm=value_nm,
+                              color="black", box=box, text_position=position, text=text,
+                              font_path=FONTS + font, font_size=size)
+    assert find_scale_bar(image).value_nm == pytest.approx(value_nm)
+
+
+@pytest.mark.parametrize("font", ["DejaVuSans.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSansMono.ttf",
+                                  "DejaVuSerifCondensed.ttf", "DejaVuSans-Bold.ttf"])
+def test_a_five_read_as_three_is_not_trusted(font):
+    """5 and 3 are both round: a 5 read as 3 (a small bold serif 5, read so twice) is
+    caught by the 5's upper-left stem; real 3s and 5s keep their values."""
+    assert _ocr.value_of("3nm", _ink("5 nm", font, 32)) is None
+    assert _ocr.value_of("30nm", _ink("50 nm", font, 32)) is None
+    assert _ocr.value_of("5nm", _ink("3 nm", font, 32)) is None
+    assert _ocr.value_of("3nm", _ink("3 nm", font, 32)) == 3.0
+    assert _ocr.value_of("50nm", _ink("50 nm", font, 32)) == 50.0
