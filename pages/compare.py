@@ -63,8 +63,9 @@ with common.page_guard():
     names = result.names
     st.caption(f"The shape groups of **{names[0]}** ({pop_a.groups.k} groups) train a "
                f"classifier that labels **{names[1]}**, so both share one numbering.")
-    if clusters.classifier(pop_a).left_out:
-        st.caption(common.left_out_note(clusters.classifier(pop_a).left_out))
+    left_out = clusters.classifier(pop_a).left_out  # cached: compare() trained it
+    if left_out:
+        st.caption(common.left_out_note(left_out))
     left, right = st.columns(2)
     left.plotly_chart(size_comparison(pop_a.table, table_b, names, tests=result.tests),
                       key="cmp_size")
