@@ -1,8 +1,8 @@
 """The shape CNN's training set: simulated particles cut by the real crop path.
 
 :func:`make_training_set` draws (p, d, l_ratio, phi) from :data:`TRAINING_DISTRIBUTIONS`,
-renders the particles with :mod:`tempipe.simulate`'s renderer on mosaics (one particle
-per cell, many cells per mosaic so image formation and cropping run vectorised), with the
+renders the particles with :mod:`tempipe.simulate`'s renderer on mosaics (many particles
+packed apart on one image, so image formation and cropping run vectorised), with the
 nuisances of real micrographs — random contrast and polarity, dose (Poisson noise), blur,
 carbon and particle texture, uneven illumination, pixel size (particle radius), and
 slightly rough, slightly shifted mask edges — and cuts every particle with
@@ -66,8 +66,13 @@ class TrainingDistributions:
 
 
 TRAINING_DISTRIBUTIONS = TrainingDistributions()
-#: Cells per mosaic side; a cell holds one particle of up to 2 * max radius px.
-MOSAIC_CELLS = 12
+#: Particles per mosaic.
+MOSAIC_PARTICLES = 144
+#: Mosaic width (px); particles are packed in rows, largest first (:func:`mosaic_layout`).
+MOSAIC_WIDTH_PX = 800
+#: Empty pixels between neighbouring particles' bounding squares (before a +-2 px jitter),
+#: wider than the crops' 8-px context ring minus the jitter, so neighbours seldom enter it.
+MOSAIC_GAP_PX = 12
 #: Below this l_ratio a shape with 1 < p < 2 is labelled by its twin p / (p - 1) (module doc).
 FOLD_L_RATIO = 1.1
 
@@ -107,11 +112,34 @@ def canonical_parameters(params: pd.DataFrame,
     return out
 
 
+def mosaic_layout(radius_px: np.ndarray, rng) -> tuple[np.ndarray, tuple[int, int]]:
+    """Particle centres (row, col) on a mosaic and the mosaic's shape.
+
+    Each particle owns a square of side ``2 * radius_px + MOSAIC_GAP_PX``; squares are
+    packed in rows of :data:`MOSAIC_WIDTH_PX`, largest first, so small particles do not sit
+    in large empty cells (half the pixels of a grid of equal cells, and the cost of image
+    formation and segmentation is per pixel). Centres are jittered by up to 2 px.
+    """
+    radius_px = np.asarray(radius_px, float)
+    side = 2 * radius_px + MOSAIC_GAP_PX
+    centres = np.zeros((radius_px.size, 2))
+    edge = MOSAIC_GAP_PX / 2  # plus each square's own half gap: particles >= 10 px from the edge
+    row_top, col, row_height = edge, edge, 0.0
+    for i in np.argsort(-radius_px, kind="stable"):
+        if col + side[i] > MOSAIC_WIDTH_PX - edge and col > edge:
+            row_top, col, row_height = row_top + row_height, edge, 0.0
+        row_height = max(row_height, side[i])
+        centres[i] = row_top + side[i] / 2, col + side[i] / 2
+        col += side[i]
+    centres += rng.uniform(-2, 2, size=centres.shape)
+    height = int(np.ceil(row_top + row_height + edge))
+    return centres, (height, MOSAIC_WIDTH_PX)
+
+
 def _mosaic(table: pd.DataFrame, rng, dist: TrainingDistributions, size: int,
             context: int = 0) -> np.ndarray:
     """Render one mosaic of ``len(table)`` particles and return their crops."""
-    cell = int(np.ceil(2 * dist.radius_px[1])) + 8
-    shape = (cell * MOSAIC_CELLS, cell * MOSAIC_CELLS)
+    centres, shape = mosaic_layout(table["radius_px"].to_numpy(), rng)
     mass = np.zeros(shape, np.float32)
     labels = np.zeros(shape, np.int32)
     roughness = rng.uniform(*dist.edge_roughness)
@@ -120,10 +148,8 @@ def _mosaic(table: pd.DataFrame, rng, dist: TrainingDistributions, size: int,
     rough = smooth_noise(shape, rng, sigma_px=0.8) * roughness
     r_max = max_radius(table["p"].to_numpy(), table["d"].to_numpy(), table["l_ratio"].to_numpy())
     for i, row in enumerate(table.itertuples(index=False)):
-        r, c = divmod(i, MOSAIC_CELLS)
-        centre = (r * cell + cell / 2 + rng.uniform(-2, 2), c * cell + cell / 2 + rng.uniform(-2, 2))
         patch, origin = coverage_patch((row.p, row.d, row.l_ratio, row.phi), row.radius_px,
-                                       centre, r_max=float(r_max[i]))
+                                       centres[i], r_max=float(r_max[i]))
         sl_img, sl_patch = paste_slices(origin, patch.shape, shape)
         cover = patch[sl_patch]
         edge = (cover > 0) & (cover < 1)
@@ -196,7 +222,7 @@ def make_training_set(n: int = 65_000, rng=0, *, size: int = 48, context: int = 
         raise ParameterError(f"n must be a positive integer number of particles, got {n!r}.")
     rng = as_generator(rng)
     params = sample_parameters(int(n), rng, dist)
-    per = MOSAIC_CELLS * MOSAIC_CELLS
+    per = MOSAIC_PARTICLES
     seeds = rng.integers(0, 2**63 - 1, size=-(-n // per))
     jobs = [(params.iloc[k * per:(k + 1) * per], int(s), dist, size, context)
             for k, s in enumerate(seeds)]

@@ -9,8 +9,9 @@ from tempipe.errors import ParameterError
 from tempipe.fit import TrainConfig, train_shape_model
 from tempipe.shape_model import ShapeModel, ShapeNetConfig
 from tempipe.simulate import particle_coverage
-from tempipe.training import (FOLD_L_RATIO, TRAINING_DISTRIBUTIONS as DIST,
-                              canonical_parameters, make_training_set)
+from tempipe.training import (FOLD_L_RATIO, MOSAIC_GAP_PX, MOSAIC_WIDTH_PX,
+                              TRAINING_DISTRIBUTIONS as DIST, canonical_parameters,
+                              make_training_set, mosaic_layout, sample_parameters)
 
 
 def test_training_set_is_deterministic_and_in_range():
@@ -38,6 +39,24 @@ def test_particle_fill_fraction_matches_crop_convention():
     # faint edge pixels normalise to 0 (less)
     assert 37 <= np.median(extent) <= 40
     assert np.mean((extent >= 35) & (extent <= 42)) >= 0.95
+
+
+def test_mosaic_layout_keeps_particles_apart_and_inside():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        radius = sample_parameters(144, rng)["radius_px"].to_numpy()
+        centres, shape = mosaic_layout(radius, rng)
+        assert shape[1] == MOSAIC_WIDTH_PX and shape[0] < MOSAIC_WIDTH_PX
+        # every particle's disc of max radius lies >= 10 px inside the mosaic
+        assert (centres - radius[:, None]).min() >= 10 - 1e-9
+        assert (np.array(shape) - centres - radius[:, None]).min() >= 10 - 1e-9
+        # neighbours' discs stay apart by the gap less both jitters (2 px per axis)
+        gap = (np.hypot(*(centres[:, None] - centres[None]).transpose(2, 0, 1))
+               - radius[:, None] - radius[None])
+        np.fill_diagonal(gap, np.inf)
+        assert gap.min() >= MOSAIC_GAP_PX - 4 * np.sqrt(2)
+        # packed: far fewer pixels than equal cells of the largest particle
+        assert np.prod(shape) < 0.75 * 144 * (2 * DIST.radius_px[1] + 8) ** 2
 
 
 def _silhouette(p, d, phi, area_px=None):
