@@ -11,11 +11,18 @@ font (the DejaVu family) and font size, with labels in nm, µm (decimals such as
 - OCR: share of labels whose ``value_nm`` equals the truth, share read wrongly (a value
   that is not the truth) and share left unread (None), over all labels and per class
   (:func:`label_class`: in a box, clear, over particles, low contrast);
-- time per image of finding (no OCR) and of OCR.
+- time per image of finding (no OCR) and of OCR;
+- thin line bars (``--thin`` cases, drawn after the others from their own random stream so
+  that the solid cases stay the same): 1-2 px lines, half with end ticks, as SEM data bars
+  and many TEM figures draw them, 70 % with their label on particle-free background (a data
+  strip, a clear corner), 30 % over the particles; length within ±2 px and labels read;
+- false bars on bar-less fields, also with thin straight lines that are no bars (a one-pixel
+  panel border, a one-pixel line across the field without a label).
 
-Run: ``python bench/bench_scalebar.py [--cases 240] [--blank 60] [--no-ocr] [--seed 0]
-[--dump DIR]``; ``--dump`` saves each label not read right as ``DIR/seedS_caseI.npz`` (image,
-truth, style) and a ``.png`` of its region, scaled up, to look at and read again.
+Run: ``python bench/bench_scalebar.py [--cases 240] [--blank 60] [--thin 60] [--no-ocr]
+[--seed 0] [--dump DIR]``; ``--dump`` saves each label not read right as
+``DIR/seedS_caseI.npz`` (``seedS_thinI`` for thin bars: image, truth, style) and a ``.png``
+of its region, scaled up, to look at and read again.
 
 Real micrographs carry no truth file: ``--real DIR --out OUT`` runs ``find_scale_bar`` on
 every image in ``DIR`` (e.g. ``../shared/data/emps-train/images``), prints how many bars
@@ -81,12 +88,14 @@ def label_class(style: dict) -> str:
     return "clear" if style["clear"] else "over particles"
 
 
-def draw_case(fields: dict, rng: np.random.Generator):
+def draw_case(fields: dict, rng: np.random.Generator, thin: bool = False):
     """One random bar on one field: (image, truth, style).
 
     Without a box, the text is mostly (85 %) of the colour that contrasts with the
     background, and half the labels sit on particle-free background (as
-    :func:`simulate_micrograph` draws them), half over the particles.
+    :func:`simulate_micrograph` draws them), half over the particles. ``thin``: a 1-2 px
+    line bar, half with end ticks, no label box, its label and bar on particle-free
+    background 70 % of the time.
     """
     while True:
         side = int(rng.choice(SIDES))
@@ -96,7 +105,7 @@ def draw_case(fields: dict, rng: np.random.Generator):
         length_px = int(rng.uniform(0.05, 0.30) * side)
         value_nm = float(rng.choice(NICE_NM))
         contrasting = "black" if polarity == "dark" else "white"
-        box = bool(rng.random() < 0.5)
+        box = bool(rng.random() < 0.5) and not thin
         color = (str(rng.choice(["white", "black"])) if box or rng.random() < 0.15
                  else contrasting)
         style = dict(corner=str(rng.choice(["bottom-right", "bottom-left", "top-right",
@@ -106,7 +115,9 @@ def draw_case(fields: dict, rng: np.random.Generator):
                      font_size=int(max(10, rng.uniform(0.022, 0.05) * side)),
                      text=label_text(value_nm, rng),
                      font_path=str(FONT_DIR / FONTS[int(rng.integers(len(FONTS)))]))
-        clear = bool(rng.random() < 0.5)
+        clear = bool(rng.random() < (0.7 if thin else 0.5))
+        if thin:
+            style.update(thickness_px=int(rng.integers(1, 3)), end_ticks=bool(rng.random() < 0.5))
         try:
             image, truth = draw_scale_bar(field, value_nm / length_px, length_nm=value_nm,
                                           **style)
@@ -148,52 +159,99 @@ def dump_case(out: Path, name: str, image: np.ndarray, truth, style: dict) -> No
         out / f"{name}.png")
 
 
-def run(n_cases: int, n_blank: int, ocr: bool, seed: int, dump: Path | None = None) -> None:
-    rng = np.random.default_rng(seed)
-    fields = base_fields(rng)
-    ocr = ocr and tesseract_available()
-    lengths, find_ms, ocr_ms, misses = [], [], [], []
-    reads: dict[str, Counter] = {}
+def _run_cases(fields: dict, rng: np.random.Generator, n_cases: int, ocr: bool, seed: int,
+               dump: Path | None, thin: bool = False) -> dict:
+    """Draw and find ``n_cases`` bars: per case whether the length is within ±2 px, times,
+    misses and OCR tallies."""
+    out = dict(lengths=[], clear=[], find_ms=[], ocr_ms=[], misses=[], reads={})
     for i in range(n_cases):
-        image, truth, style = draw_case(fields, rng)
+        image, truth, style = draw_case(fields, rng, thin=thin)
         t0 = time.perf_counter()
         find_scale_bar(image, read_label=False)
-        find_ms.append((time.perf_counter() - t0) * 1e3)
+        out["find_ms"].append((time.perf_counter() - t0) * 1e3)
         t0 = time.perf_counter()
         bar = find_scale_bar(image, read_label=ocr)  # what the pipeline gets
-        ocr_ms.append((time.perf_counter() - t0) * 1e3 - find_ms[-1])
+        out["ocr_ms"].append((time.perf_counter() - t0) * 1e3 - out["find_ms"][-1])
         ok = bar is not None and abs(bar.length_px - truth.length_px) <= 2
-        lengths.append(ok)
+        out["lengths"].append(ok)
+        out["clear"].append(style["clear"])
         if not ok:
-            misses.append((i, "length", truth.length_px, bar and round(bar.length_px, 1), style))
+            out["misses"].append((i, "length", truth.length_px, bar and round(bar.length_px, 1),
+                                  style))
         if ocr and bar is not None:
             kind = _ocr_kind(bar.value_nm, truth)
             for key in ("all", label_class(style)):
-                reads.setdefault(key, Counter())[kind] += 1
+                out["reads"].setdefault(key, Counter())[kind] += 1
             if kind != "right":
-                misses.append((i, "ocr " + kind, truth.text, bar.value_nm, label_class(style),
-                               Path(style["font_path"]).stem, style["font_size"]))
+                out["misses"].append((i, "ocr " + kind, truth.text, bar.value_nm,
+                                      label_class(style), Path(style["font_path"]).stem,
+                                      style["font_size"]))
                 if dump is not None:
-                    dump_case(dump, f"seed{seed}_case{i}", image, truth, style)
-    blank = [find_scale_bar(simulate_micrograph((s, s), n_particles=int(60 * (s / 512) ** 2),
-                                                polarity=p, rng=seed + 1000 + k).image,
-                            read_label=ocr)
-             for k in range(n_blank)
-             for s, p in [((512, 1024)[k % 2], ("dark", "bright")[(k // 2) % 2])]]
-    print(f"length within ±2 px: {np.mean(lengths):.1%} of {n_cases} simulated bars")
-    print(f"false bars on {n_blank} bar-less fields (512² and 1024², dark and bright "
-          f"particles): {sum(b is not None for b in blank)}")
+                    dump_case(dump, f"seed{seed}_{'thin' if thin else 'case'}{i}", image,
+                              truth, style)
+    return out
+
+
+def lined_field(side: int, polarity: str, seed: int) -> np.ndarray:
+    """A bar-less field with thin straight lines that are no scale bars: a one-pixel panel
+    border a few pixels inside the edge and a one-pixel line, without a label, across part
+    of the field near its top or bottom."""
+    rng = np.random.default_rng(seed)
+    image = simulate_micrograph((side, side), n_particles=int(60 * (side / 512) ** 2),
+                                polarity=polarity, rng=seed).image.copy()
+    ink = image.min() if polarity == "dark" else image.max()
+    inset = int(rng.integers(2, 8))
+    image[[inset, side - 1 - inset], inset:side - inset] = ink
+    image[inset:side - inset, [inset, side - 1 - inset]] = ink
+    row = int(rng.choice([rng.integers(20, side // 4), rng.integers(3 * side // 4, side - 20)]))
+    start = int(rng.integers(20, side // 2))
+    image[row, start:start + int(rng.uniform(0.1, 0.4) * side)] = ink
+    return image
+
+
+def _print_reads(reads: dict, tag: str = "") -> None:
     for key, tally in sorted(reads.items(), key=lambda kv: kv[0] != "all"):
         n = sum(tally.values())
-        print(f"OCR value_nm, {key} ({n} labels): right {tally['right'] / n:.1%}, "
+        print(f"OCR value_nm{tag}, {key} ({n} labels): right {tally['right'] / n:.1%}, "
               f"unread (None) {tally['unread'] / n:.1%}, wrong {tally['wrong'] / n:.1%}")
+
+
+def run(n_cases: int, n_blank: int, ocr: bool, seed: int, dump: Path | None = None,
+        n_thin: int = 60) -> None:
+    rng = np.random.default_rng(seed)
+    fields = base_fields(rng)
+    ocr = ocr and tesseract_available()
+    solid = _run_cases(fields, rng, n_cases, ocr, seed, dump)
+    thin = _run_cases(fields, np.random.default_rng([seed, 1]), n_thin, ocr, seed, dump, True)
+    sizes = [((512, 1024)[k % 2], ("dark", "bright")[(k // 2) % 2]) for k in range(n_blank)]
+    blank = [find_scale_bar(simulate_micrograph((s, s), n_particles=int(60 * (s / 512) ** 2),
+                                                polarity=p, rng=seed + 1000 + k).image,
+                            read_label=ocr) for k, (s, p) in enumerate(sizes)]
+    lined = [find_scale_bar(lined_field(s, p, seed + 2000 + k), read_label=ocr)
+             for k, (s, p) in enumerate(sizes)]
+    print(f"length within ±2 px: {np.mean(solid['lengths']):.1%} of {n_cases} simulated bars")
+    if n_thin:
+        ok, clear = np.array(thin["lengths"]), np.array(thin["clear"])
+        print(f"thin line bars, length within ±2 px: {ok.mean():.1%} of {n_thin} "
+              f"(label on clear background {ok[clear].mean():.1%} of {clear.sum()}, over "
+              f"particles {ok[~clear].mean() if (~clear).any() else np.nan:.1%} of "
+              f"{(~clear).sum()})")
+    print(f"false bars on {n_blank} bar-less fields (512² and 1024², dark and bright "
+          f"particles): {sum(b is not None for b in blank)}; on {n_blank} such fields with "
+          f"a panel border and an unlabelled line: {sum(b is not None for b in lined)}")
+    _print_reads(solid["reads"])
+    _print_reads(thin["reads"], " (thin bars)")
+    find_ms = solid["find_ms"] + thin["find_ms"]
     if ocr:
+        ocr_ms = solid["ocr_ms"] + thin["ocr_ms"]
         print(f"OCR time per image: median {np.median(ocr_ms):.0f} ms, "
               f"max {np.max(ocr_ms):.0f} ms")
     print(f"find_scale_bar (no OCR): median {np.median(find_ms):.1f} ms, "
           f"max {np.max(find_ms):.1f} ms per image (512²-2048²)")
-    for miss in misses:
+    for miss in solid["misses"]:
         print("  miss:", miss)
+    for miss in thin["misses"]:
+        print("  thin miss:", miss)
 
 
 def run_real(folder: Path, out: Path, per_sheet: int = 12) -> None:
@@ -250,6 +308,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=240)
     parser.add_argument("--blank", type=int, default=60)
+    parser.add_argument("--thin", type=int, default=60, help="thin line bar cases")
     parser.add_argument("--no-ocr", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dump", type=Path, help="save labels not read right here")
@@ -260,7 +319,7 @@ def main() -> None:
     if args.real is not None:
         run_real(args.real, args.out)
     else:
-        run(args.cases, args.blank, not args.no_ocr, args.seed, args.dump)
+        run(args.cases, args.blank, not args.no_ocr, args.seed, args.dump, args.thin)
 
 
 if __name__ == "__main__":

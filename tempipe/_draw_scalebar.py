@@ -2,7 +2,8 @@
 
 Private helper of :mod:`tempipe.simulate`, which re-exports :func:`draw_scale_bar` and
 :class:`ScaleBarTruth`: import them from there. The bar is a solid rectangle of an exact
-integer pixel length; the text is rendered with Pillow (DejaVu Sans when available).
+integer pixel length (or a thin line of a given thickness, with end ticks if asked, as SEM
+data bars draw it); the text is rendered with Pillow (DejaVu Sans when available).
 """
 
 from __future__ import annotations
@@ -79,22 +80,27 @@ def _box_union(*boxes):
 
 
 def scale_bar_layout(shape, length_px: int, alpha_shape, *, corner: str, text_position: str,
-                     box: bool) -> tuple[tuple, tuple, tuple]:
-    """Place bar and text in a corner; return (bar_bbox, text_bbox, label_bbox)."""
+                     box: bool, thickness_px: int | None = None,
+                     tick_px: int = 0) -> tuple[tuple, tuple, tuple]:
+    """Place bar and text in a corner; return (bar_bbox, text_bbox, label_bbox).
+
+    ``thickness_px`` defaults to ``max(3, min(shape) / 150)``; end ticks reach ``tick_px``
+    above and below the bar, and the text keeps clear of them."""
     rows, cols = shape
-    thick = max(3, round(min(rows, cols) / 150))
-    margin, pad = max(4, round(0.03 * min(rows, cols))), (thick if box else 0)
+    thick = thickness_px or max(3, round(min(rows, cols) / 150))
+    margin, pad = max(4, round(0.03 * min(rows, cols))), (max(3, thick) if box else 0)
     t_h, t_w = alpha_shape
     bar = (0, 0, thick, length_px)
+    gap = max(thick, tick_px + 2) if tick_px else max(thick, 3)
     if text_position == "beside":
         right = corner.endswith("right")
-        t_c = -thick - t_w if right else length_px + thick
+        t_c = -gap - t_w if right else length_px + gap
         t_r = thick // 2 - t_h // 2
     else:
         t_c = (length_px - t_w) // 2
-        t_r = -thick - t_h if text_position == "above" else 2 * thick
+        t_r = -gap - t_h if text_position == "above" else thick + gap
     text = (t_r, t_c, t_r + t_h, t_c + t_w)
-    label = _box_union(bar, text)
+    label = _box_union(bar, text, (-tick_px, 0, thick + tick_px, length_px))
     label = (label[0] - pad, label[1] - pad, label[2] + pad, label[3] + pad)
     h, w = label[2] - label[0], label[3] - label[1]
     if h + 2 * margin > rows or w + 2 * margin > cols:
@@ -111,7 +117,8 @@ def scale_bar_layout(shape, length_px: int, alpha_shape, *, corner: str, text_po
 def draw_scale_bar(image, pixel_size_nm: float, *, length_nm: float | None = None,
                    corner: str = "bottom-right", color: str = "white", box: bool = False,
                    text_position: str = "above", font_size: int | None = None,
-                   text: str | None = None, font_path: str | None = None, rng=0):
+                   text: str | None = None, font_path: str | None = None, rng=0,
+                   thickness_px: int | None = None, end_ticks: bool = False):
     """Draw a calibrated scale bar with its text label, as microscope software does.
 
     Parameters
@@ -136,6 +143,12 @@ def draw_scale_bar(image, pixel_size_nm: float, *, length_nm: float | None = Non
     font_path : str, optional
         TrueType font file for the text; default DejaVu Sans.
     rng : int, Generator or None
+    thickness_px : int, optional
+        Bar thickness; default ``max(3, min(image.shape) / 150)``. 1 or 2 draws a thin line
+        bar.
+    end_ticks : bool
+        Draw a one-pixel (or bar-thick) tick across each end, reaching ``max(3, 3 *
+        thickness)`` pixels above and below the bar; the bar's length is tick to tick.
 
     Returns
     -------
@@ -157,8 +170,13 @@ def draw_scale_bar(image, pixel_size_nm: float, *, length_nm: float | None = Non
     label_text = text if text is not None else scale_bar_text(value_nm, rng)
     size = int(font_size) if font_size else max(10, round(0.035 * min(image.shape)))
     alpha = text_alpha(label_text, load_font(size, font_path))
+    if thickness_px is not None and not (isinstance(thickness_px, (int, np.integer))
+                                         and thickness_px >= 1):
+        raise ParameterError(f"thickness_px must be an integer >= 1, got {thickness_px!r}.")
+    tick_px = max(3, 3 * int(thickness_px or 1)) if end_ticks else 0
     bar, text_box, label = scale_bar_layout(image.shape, length_px, alpha.shape, corner=corner,
-                                            text_position=text_position, box=box)
+                                            text_position=text_position, box=box,
+                                            thickness_px=thickness_px, tick_px=tick_px)
     hi, lo = float(image.max()), float(image.min())
     ink, paper = (hi, lo) if color == "white" else (lo, hi)
     out = image.copy()
@@ -167,6 +185,10 @@ def draw_scale_bar(image, pixel_size_nm: float, *, length_nm: float | None = Non
     region = out[text_box[0]:text_box[2], text_box[1]:text_box[3]]
     region[...] = region * (1 - alpha) + ink * alpha
     out[bar[0]:bar[2], bar[1]:bar[3]] = ink
+    if tick_px:
+        width = max(1, min(bar[2] - bar[0], 2))
+        for c in (bar[1], bar[3] - width):
+            out[bar[0] - tick_px:bar[2] + tick_px, c:c + width] = ink
     return out, ScaleBarTruth(length_px, value_nm, label_text, bar, label)
 
 

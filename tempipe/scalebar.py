@@ -13,8 +13,10 @@ is the nearest line of same-coloured glyphs (:mod:`tempipe._scalebar_label`); Te
 reads it (:mod:`tempipe._ocr`) when installed. :func:`scale_bar_exclusion` gives the region
 (bar, label and box) whose particles the pipeline drops.
 
-Not handled: bars made of thin one-pixel lines, rulers of ticks, arrows, chequered bars,
-and bars whose text has another colour (the bar is found, the label is not read).
+When no such bar is found, thin line bars (1-3 px, end ticks or not, text beside or set
+in the line's middle) are looked for (:mod:`tempipe._scalebar_thin_label`); they count
+only with a text label where labels go. Not handled: rulers of ticks, arrows, chequered
+bars, and bars whose text has another colour (the bar is found, the label is not read).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from scipy import ndimage
 
 from tempipe import _ocr
 from tempipe._scalebar_label import find_label
+from tempipe._scalebar_thin_label import find_thin_bar
 from tempipe.errors import ParameterError
 
 #: Fraction of the intensity range counted as "saturated" at either end; bars found only
@@ -313,7 +316,8 @@ def find_scale_bar(image: np.ndarray, *, read_label: bool = True) -> ScaleBar | 
             sure.append((texted, length, box, color, label))
         elif texted and label.n_glyphs >= MIN_LABEL_GLYPHS:
             unsure.append((length, box, color, label, strict))
-    return _choose(image, sure, unsure, read_label)
+    bar = _choose(image, sure, unsure, read_label)
+    return bar if bar is not None else find_thin_bar(image, read_label)
 
 
 def _choose(image: np.ndarray, sure: list, unsure: list, read_label: bool) -> ScaleBar | None:
