@@ -11,8 +11,7 @@ micrographs to risk a µm read as pm, a factor of a million); an Å has its ring
 digits. A decimal point (or comma) on the glyphs must match one in the reading, digits
 standing too far apart hide a faint one, and the label may hold no more tall glyphs than
 the reading has characters. A 3 and a 5 (both round) are told apart by the 5's upper-left
-stem. A 6, 8 or 9 read on an oval glyph is a 0 (:func:`zeros_on_glyphs`: a dotted
-monospaced 0 whose dot touches its ring). Glyphs are connected pieces, pieces stacked in
+stem. Glyphs are connected pieces, pieces stacked in
 one column taken as one (:func:`stacked_glyphs`: a thin serif 5 broken where its bar
 meets its bowl would put the digits' top at the x-height). Before the checks, one-pixel
 breaks in strokes are bridged (:func:`bridged`) and marks inside a glyph's counter
@@ -21,13 +20,10 @@ dropped (:func:`enclosed_marks`).
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
-from skimage.morphology import convex_hull_image
 
 #: A µ or p reaches this fraction of the text height below the baseline (a comma less).
 DESCENDER_FRACTION = 0.15
@@ -347,49 +343,3 @@ def threes_and_fives_agree(digits: str, tall: list, height: float, ink: np.ndarr
         if band.any() != (digit == "5"):
             return False
     return True
-
-
-#: A 0 is an oval: its filled outline covers at least this share of its convex hull (at
-#: 32-40 px of text height, 0.96-0.98 in every DejaVu face); an 8's waist, a 6's or 9's
-#: open side leave more of the hull empty (0.93 at most).
-ZERO_SOLIDITY = 0.945
-
-
-def zeros_on_glyphs(text: str, ink: np.ndarray) -> str:
-    """``text`` with each 6, 8 or 9 of its number that stands on an oval glyph (a 0 whose
-    inner dot touches its ring: Tesseract reads a dotted 0 as 8 or 6) made a 0. Digits are
-    matched to the tall glyphs left to right, only when the label holds as many tall
-    glyphs as the reading has digits and unit glyphs (one for Å; two, or one for "nm" run
-    together, for "nm" or "µm"), the digits' glyphs no wider than high and at the digits'
-    height, the unit's first below it (else the text is returned as read: a digit made up
-    lands on the unit); a narrow glyph (a condensed 1) is no 0."""
-    places = [k for k, ch in enumerate(text) if ch in "0123456789OoIl|"]
-    if not any(text[k] in "689" for k in places):
-        return text
-    unit = re.sub(r"[^a-zµμå]", "", text[places[-1] + 1:].lower())
-    n_unit = 1 if unit in ("a", "å") else 2 if unit.endswith("m") else 0
-    tall, height = tall_glyphs(ink)
-    if not n_unit or len(tall) - len(places) not in (n_unit, 1):
-        return text  # a glyph made up or skipped, glyphs run together or broken up
-    glyphs = tall[:len(places)]
-    top = min(sl[0].start for sl in glyphs)
-    if any(sl[1].stop - sl[1].start > 1.1 * (sl[0].stop - sl[0].start)
-           or sl[0].start > top + 0.15 * height for sl in glyphs) or (
-            n_unit == 2 and tall[len(places)][0].start <= top + X_HEIGHT_GAP * height):
-        return text  # a digit not at the digits' height, or the unit's letter at it
-    chars = list(text)
-    for k, sl in zip(places, glyphs):
-        h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
-        if chars[k] in "689" and w >= 0.4 * h and _solidity(ink[sl]) >= ZERO_SOLIDITY:
-            chars[k] = "0"
-    return "".join(chars)
-
-
-def _solidity(patch: np.ndarray) -> float:
-    """Share of the convex hull of the largest ink component of ``patch`` (holes filled)
-    that it covers."""
-    labels, n = ndimage.label(patch, structure=np.ones((3, 3)))
-    if n == 0:
-        return 0.0
-    shape = ndimage.binary_fill_holes(labels == np.bincount(labels.ravel())[1:].argmax() + 1)
-    return float(shape.sum() / max(1, convex_hull_image(shape).sum()))

@@ -7,7 +7,8 @@ whitelist of digits, separators and unit letters or without, in up to seven ways
 (``READINGS``). A reading has a value only when its text is "<number> <unit>", the number
 is a round scale-bar value (``ROUND_MANTISSAS``) and the reading agrees with the label's
 glyphs: unit, decimal point, no glyph skipped, a 3 not a 5, a 6 or 8 on an oval glyph
-read as the 0 it is (:mod:`tempipe._label_glyphs`).
+read as the 0 it is, no µ read as a digit (:mod:`tempipe._label_glyphs`,
+:mod:`tempipe._label_digits`).
 The label's value is None (the user types the length) unless two readings agree, none
 gives another value and no other length (round or not) is stated by more readings. Text
 taller than a reading's height is shrunk to it, so that the readings differ. Without the
@@ -26,6 +27,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from tempipe import _label_digits as _digits
 from tempipe import _label_glyphs as _glyphs
 
 #: Readings tried in turn, (text height in px, binarised, whitelist): Tesseract's digit
@@ -199,14 +201,14 @@ def _number_and_unit(text: str, ink: np.ndarray) -> tuple[float, str] | None:
 def stated_nm(text: str, ink: np.ndarray) -> float | None:
     """The length in nm a reading states ("39 pm" read for "5 µm": 39000), its unit
     checked on the glyphs (``ink``) but not its number; None when it states none."""
-    found = _number_and_unit(_glyphs.zeros_on_glyphs(text, ink), ink)
+    found = _number_and_unit(_digits.zeros_on_glyphs(text, ink), ink)
     return None if found is None else found[0] * NM_PER_UNIT[found[1]]
 
 
 def value_of(text: str, ink: np.ndarray, scale: float = 1.0) -> float | None:
     """The label's value in nm from its text and glyphs (``ink`` upscaled ``scale`` times
     from the micrograph), None unless sure (module doc)."""
-    text = _glyphs.zeros_on_glyphs(re.sub(r"^\s*[i!]", "1", text), ink)
+    text = _digits.zeros_on_glyphs(re.sub(r"^\s*[i!]", "1", text), ink)
     found = _number_and_unit(text, ink)
     if found is None or not is_round(found[0]):
         return None
@@ -223,6 +225,8 @@ def value_of(text: str, ink: np.ndarray, scale: float = 1.0) -> float | None:
     digits = re.sub(r"[^0-9]", "", text.translate(_NUMBER_FIXES))
     if not _glyphs.threes_and_fives_agree(digits, tall, height, ink):
         return None  # a small bold serif 5 read as 3 (both round) by two readings
+    if unit == "µm" and not _digits.digits_fit_before_mu(n_digits, ink):
+        return None  # the µ read as a digit: "500m" for "50µm"
     return number * NM_PER_UNIT[unit]
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from tempipe import _label_glyphs, _ocr
+from tempipe import _label_digits, _ocr
 from tempipe.scalebar import find_scale_bar
 from tempipe.simulate import draw_scale_bar
 
@@ -45,8 +45,8 @@ def test_zeros_need_one_glyph_per_digit():
     cols = np.flatnonzero(ink.any(axis=0))
     gap = cols[np.flatnonzero(np.diff(cols) > 1)[0]] + 1  # first gap: between the zeros
     joined[ink.shape[0] // 2, gap - 1:gap + 4] = True
-    assert _label_glyphs.zeros_on_glyphs("80 nm", ink) == "00 nm"
-    assert _label_glyphs.zeros_on_glyphs("80 nm", joined) == "80 nm"
+    assert _label_digits.zeros_on_glyphs("80 nm", ink) == "00 nm"
+    assert _label_digits.zeros_on_glyphs("80 nm", joined) == "80 nm"
 
 
 @pytest.mark.parametrize("read, drawn", [("59000nm", "5000 nm"), ("160.0nm", "10.0 nm"),
@@ -55,8 +55,26 @@ def test_a_digit_made_up_is_not_made_a_zero(read, drawn):
     """A reading with a digit more than the label has (a 0 read as "90" or "60") is left as
     read, never turned into a round value ten times off."""
     ink = _ink(drawn, "DejaVuSansMono-Bold.ttf", 32)
-    assert _label_glyphs.zeros_on_glyphs(read, ink) == read
+    assert _label_digits.zeros_on_glyphs(read, ink) == read
     assert _ocr.value_of(read, ink) is None
+
+
+@pytest.mark.parametrize("font", ["DejaVuSerif-Bold.ttf", "DejaVuSans.ttf",
+                                  "DejaVuSansCondensed.ttf", "DejaVuSansMono.ttf"])
+@pytest.mark.parametrize("drawn, right, misread", [("50µm", "50um", "500m"),
+                                                    ("20µm", "20um", "200m")])
+def test_a_mu_read_as_a_digit_leaves_no_room(font, drawn, right, misread):
+    """Seeds 8 and 9's wrong values: a bold serif "50µm" read "500m" (the µ taken for a 0,
+    the m for µm) gave 500 µm. The digits read must fit before the µ's descender. (The
+    room is measured at the narrowest digit advance, so with a decimal point or a space
+    before the µ one digit too many still fits: "0.20m" for "0.2µm" is not caught.)"""
+    ink = _ink(drawn, font, 32)
+    assert _label_digits.digits_fit_before_mu(2, ink)
+    assert not _label_digits.digits_fit_before_mu(3, ink)
+    value = float(right.split("u")[0]) * 1000
+    assert _ocr.value_of(right, ink) == value
+    assert _ocr.value_of(misread, ink) is None
+    assert _label_digits.digits_fit_before_mu(9, _ink("50 nm", font, 32))  # no µ: no check
 
 
 def _plain_field(seed: int = 8) -> np.ndarray:
