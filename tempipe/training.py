@@ -117,8 +117,10 @@ def mosaic_layout(radius_px: np.ndarray, rng) -> tuple[np.ndarray, tuple[int, in
 
     Each particle owns a square of side ``2 * radius_px + MOSAIC_GAP_PX``; squares are
     packed in rows of :data:`MOSAIC_WIDTH_PX`, largest first, so small particles do not sit
-    in large empty cells (half the pixels of a grid of equal cells, and the cost of image
-    formation and segmentation is per pixel). Centres are jittered by up to 2 px.
+    in large empty cells (0.64 of the pixels of a grid of equal 72-px cells; image formation
+    and segmentation cost per pixel). The 800-px width keeps :func:`tempipe.segment.segment`
+    on the coarse grid (factor 2) of the 864-px mosaics the shipped model was trained on, and
+    of 1024² micrographs. Centres are jittered by up to 2 px.
     """
     radius_px = np.asarray(radius_px, float)
     side = 2 * radius_px + MOSAIC_GAP_PX
