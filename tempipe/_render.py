@@ -53,8 +53,8 @@ def check_shape_params(p, d, l_ratio) -> None:
 def radius_unchecked(theta, p, d, l_ratio, phi=0.0, dtype=float) -> np.ndarray:
     """Eq. 1 without input validation (hot loop of the renderer); see superformula_radius.
 
-    ``dtype=np.float32`` computes in single precision (the renderer's inside test, where
-    it halves the time and moves edges by < 1e-5 px).
+    ``dtype=np.float32`` computes in single precision (the renderer's inside test: 1.7x
+    faster; on 144 particles one sub-sample of 328,339 pixels changed, by 1/16).
 
     Evaluated as ``1 / (m * (1 + (n/m)**p)**(1/p))`` with ``m = max(a, b)`` and
     ``n = min(a, b)``, which is algebraically identical to eq. 1 (one of ``a/m``, ``b/m`` is 1)
