@@ -2,24 +2,14 @@
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from test_scalebar import FONTS, _ink  # labels drawn as ink masks, as Tesseract's page
 
 from tempipe import _label_digits, _ocr
 from tempipe.scalebar import find_scale_bar
 from tempipe.simulate import draw_scale_bar
 
-FONTS = "/usr/share/fonts/truetype/dejavu/"
 needs_tesseract = pytest.mark.skipif(not _ocr.tesseract_available(),
                                      reason="Tesseract (tesseract-ocr + pytesseract) absent")
-
-
-def _ink(text: str, font: str, size: int) -> np.ndarray:
-    """``text`` drawn in ``font`` at ``size`` px as a binary ink mask, as Tesseract's page."""
-    face = ImageFont.truetype(FONTS + font, size)
-    left, top, right, bottom = face.getbbox(text)
-    canvas = Image.new("L", (right - left + 16, bottom - top + 16), 0)
-    ImageDraw.Draw(canvas).text((8 - left, 8 - top), text, fill=255, font=face)
-    return np.asarray(canvas) > 127
 
 
 @pytest.mark.parametrize("font", ["DejaVuSansMono-Bold.ttf", "DejaVuSansMono.ttf",
