@@ -19,13 +19,14 @@ from tempipe._label_glyphs import DESCENDER_FRACTION, X_HEIGHT_GAP, _descender, 
 DIGIT_ADVANCE = 0.8
 
 
-def digits_fit_before_mu(n_digits: int, ink: np.ndarray) -> bool:
+def digits_fit_before_mu(n_digits: int, ink: np.ndarray, glyphs=None) -> bool:
     """Whether ``n_digits`` digits fit between the label's first tall glyph and the
     descender of its µ, at ``DIGIT_ADVANCE`` text heights each (rounded; glyphs run
     together do not matter): a µ read as a digit ("500m" for "50µm", the m alone taken for
-    µm) leaves a digit with no room. True when the label has no µ."""
+    µm) leaves a digit with no room. True when the label has no µ. ``glyphs``: the
+    ``(tall, height)`` of :func:`tempipe._label_glyphs.tall_glyphs` when already known."""
     hanging = _descender(ink)
-    tall, height = tall_glyphs(ink)
+    tall, height = glyphs if glyphs is not None else tall_glyphs(ink)
     if hanging is None or not tall:
         return True
     glyph, _, baseline = hanging

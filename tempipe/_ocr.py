@@ -225,7 +225,7 @@ def value_of(text: str, ink: np.ndarray, scale: float = 1.0) -> float | None:
     digits = re.sub(r"[^0-9]", "", text.translate(_NUMBER_FIXES))
     if not _glyphs.threes_and_fives_agree(digits, tall, height, ink):
         return None  # a small bold serif 5 read as 3 (both round) by two readings
-    if unit == "µm" and not _digits.digits_fit_before_mu(n_digits, ink):
+    if unit == "µm" and not _digits.digits_fit_before_mu(n_digits, ink, (tall, height)):
         return None  # the µ read as a digit: "500m" for "50µm"
     return number * NM_PER_UNIT[unit]
 
