@@ -22,7 +22,6 @@ THETA_GRID_POINTS = 2048
 _REFINE_POINTS = 65
 #: Sub-samples per pixel side on particle boundaries.
 SUPERSAMPLE = 4
-_SQUARE_3X3 = np.ones((3, 3), dtype=bool)
 
 
 def as_generator(rng) -> np.random.Generator:
@@ -167,6 +166,22 @@ def _inside(d_row, d_col, shape: tuple, scale: float) -> np.ndarray:
         theta, p, d, l_ratio, phi, dtype=np.float32)
 
 
+def _mixed_3x3(inside: np.ndarray) -> np.ndarray:
+    """Pixels whose 3 x 3 neighbourhood holds both inside and outside pixels: the 3 x 3
+    dilation less the erosion, by box sums (2x faster than the two binary morphology calls).
+
+    The outermost rows and columns are never marked: ``inside`` must have its two outermost
+    rows and columns outside (``coverage_patch`` pads the particle by 2 px), where the
+    morphology calls would not mark them either.
+    """
+    values = inside.view(np.uint8)
+    rows = values[:-2] + values[1:-1] + values[2:]
+    box = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+    mixed = np.zeros(inside.shape, bool)
+    mixed[1:-1, 1:-1] = (box > 0) & (box < 9)
+    return mixed
+
+
 def coverage_patch(shape: tuple, radius_px: float, center_rc, supersample: int = 4,
                    margin_px: int = 0, r_max: float | None = None):
     """Anti-aliased area coverage of one particle on its own bounding patch.
@@ -212,7 +227,7 @@ def coverage_patch(shape: tuple, radius_px: float, center_rc, supersample: int =
     inside = _inside(rows, cols, shape, scale)
     patch = inside.astype(np.float32)
     if supersample > 1:
-        edge = ndi.binary_dilation(inside, _SQUARE_3X3) & ~ndi.binary_erosion(inside, _SQUARE_3X3)
+        edge = _mixed_3x3(inside)
         er, ec = np.nonzero(edge)
         sub = (np.arange(supersample) + 0.5) / supersample - 0.5
         sub_r = rows[er, 0][:, None, None] + sub[None, :, None]
@@ -293,28 +308,45 @@ def check_image_shape(shape, minimum: int) -> tuple[int, int]:
     return rows, cols
 
 
-def smooth_noise(shape, rng: np.random.Generator, sigma_px: float) -> np.ndarray:
-    """Gaussian-filtered white noise scaled to unit standard deviation, (M, N) float64."""
-    white = rng.standard_normal(shape, dtype=np.float32)
+def smooth_noise(shape, rng: np.random.Generator, sigma_px: float,
+                 white: str = "normal") -> np.ndarray:
+    """Gaussian-filtered white noise scaled to unit standard deviation, (M, N) float32.
+
+    ``white="uniform"`` filters uniform instead of normal white noise (5x cheaper draws; the
+    filter sums ``4 pi sigma_px**2`` or more of them, so the field is close to normal with
+    the same correlation: the training set's texture).
+    """
+    if white == "uniform":
+        noise = rng.random(shape, dtype=np.float32)
+        noise -= np.float32(0.5)
+        gain = np.sqrt(12.0)
+    else:
+        noise = rng.standard_normal(shape, dtype=np.float32)
+        gain = 1.0
     # The sd of white noise after a 2-D Gaussian filter of width s is 1 / (2 sqrt(pi) s).
-    return ndi.gaussian_filter(white, sigma_px) * np.float32(2 * np.sqrt(np.pi) * sigma_px)
+    return ndi.gaussian_filter(noise, sigma_px) * np.float32(gain * 2 * np.sqrt(np.pi) * sigma_px)
 
 
 def illumination_field(shape, rng: np.random.Generator, amplitude: float) -> np.ndarray:
     """Smooth uneven illumination: a linear ramp in a random direction plus a vignette.
 
     The ramp spans ``amplitude`` peak to peak; the vignette darkens by up to
-    ``amplitude / 2`` away from a random bright point. (M, N) float64 around 1.
+    ``amplitude / 2`` away from a random bright point. (M, N) float32 around 1. Both terms
+    are sums of a row term and a column term, added once at the end.
     """
     if amplitude == 0:
         return np.ones(shape, dtype=np.float32)
-    rows = np.linspace(-0.5, 0.5, shape[0])[:, None]
-    cols = np.linspace(-0.5, 0.5, shape[1])[None, :]
+    rows = np.linspace(-0.5, 0.5, shape[0])
+    cols = np.linspace(-0.5, 0.5, shape[1])
     angle = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(angle) * cols + np.sin(angle) * rows) / np.sqrt(2)
     hot_r, hot_c = rng.uniform(-0.3, 0.3, size=2)
-    vignette = ((rows - hot_r) ** 2 + (cols - hot_c) ** 2) / 1.28
-    return (1.0 + amplitude * ramp - 0.5 * amplitude * vignette).astype(np.float32)
+    by_row = (amplitude * (np.sin(angle) * rows / np.sqrt(2))
+              - 0.5 * amplitude * ((rows - hot_r) ** 2 / 1.28))
+    by_col = (1.0 + amplitude * (np.cos(angle) * cols / np.sqrt(2))
+              - 0.5 * amplitude * ((cols - hot_c) ** 2 / 1.28))
+    out = np.empty(shape, np.float32)
+    np.add(by_row[:, None], by_col[None, :], out=out, casting="same_kind")
+    return out
 
 
 #: Background level of bright-particle (HAADF/SEM-like) images, before illumination.
@@ -323,7 +355,7 @@ BRIGHT_BACKGROUND = 0.2
 
 def form_image(mass: np.ndarray, rng: np.random.Generator, *, dose: float | None,
                blur_px: float, texture: float, illumination: float,
-               polarity: str = "dark") -> np.ndarray:
+               polarity: str = "dark", fast_noise: bool = False) -> np.ndarray:
     """TEM-like image from a particle 'mass' map (sum of coverage x contrast).
 
     Steps: internal particle texture, amorphous-carbon texture (Gaussian-filtered noise),
@@ -335,6 +367,12 @@ def form_image(mass: np.ndarray, rng: np.random.Generator, *, dose: float | None
     ----------
     mass : (M, N) ndarray
         Particle signal in [0, 1): 0 on the background.
+    fast_noise : bool
+        Draw the shot noise from its normal approximation (mean and variance
+        ``signal * dose``, clipped at 0) in single precision, 4x faster than Poisson draws
+        (5 vs 22 ms on 0.46 Mpx), and the textures from uniform white noise
+        (:func:`smooth_noise`): for the training set, whose dose gives >= ~8 counts per
+        pixel, where Poisson and normal differ only by a skew of ``1 / sqrt(counts)``.
 
     Returns
     -------
@@ -343,8 +381,9 @@ def form_image(mass: np.ndarray, rng: np.random.Generator, *, dose: float | None
     """
     shape = mass.shape
     mass = mass.astype(np.float32)
-    carbon = smooth_noise(shape, rng, sigma_px=1.5)
-    grain = smooth_noise(shape, rng, sigma_px=1.0)
+    white = "uniform" if fast_noise else "normal"
+    carbon = smooth_noise(shape, rng, sigma_px=1.5, white=white)
+    grain = smooth_noise(shape, rng, sigma_px=1.0, white=white)
     mass = np.clip(mass * (1.0 + texture * grain), 0.0, 0.95)
     if polarity == "dark":
         signal = (1.0 - mass) * (1.0 + texture * carbon)
@@ -354,7 +393,11 @@ def form_image(mass: np.ndarray, rng: np.random.Generator, *, dose: float | None
     if blur_px > 0:
         signal = ndi.gaussian_filter(signal, blur_px)
     signal = np.clip(signal, 0.0, None)
-    if dose is not None:
+    if dose is not None and fast_noise:
+        counts = signal * np.float32(dose)
+        counts += np.sqrt(counts) * rng.standard_normal(shape, dtype=np.float32)
+        signal = np.clip(counts, 0.0, None, out=counts) / np.float32(dose)
+    elif dose is not None:
         signal = rng.poisson(signal * dose) / dose
     return signal.astype(np.float32)
 
