@@ -316,6 +316,8 @@ def smooth_noise(shape, rng: np.random.Generator, sigma_px: float,
     filter sums ``4 pi sigma_px**2`` or more of them, so the field is close to normal with
     the same correlation: the training set's texture).
     """
+    if white not in ("normal", "uniform"):
+        raise ParameterError(f"white must be 'normal' or 'uniform', got {white!r}.")
     if white == "uniform":
         noise = rng.random(shape, dtype=np.float32)
         noise -= np.float32(0.5)
@@ -371,8 +373,9 @@ def form_image(mass: np.ndarray, rng: np.random.Generator, *, dose: float | None
         Draw the shot noise from its normal approximation (mean and variance
         ``signal * dose``, clipped at 0) in single precision, 4x faster than Poisson draws
         (5 vs 22 ms on 0.46 Mpx), and the textures from uniform white noise
-        (:func:`smooth_noise`): for the training set, whose dose gives >= ~8 counts per
-        pixel, where Poisson and normal differ only by a skew of ``1 / sqrt(counts)``.
+        (:func:`smooth_noise`): for the training set, whose dose gives >= 8 counts per
+        background pixel and >= ~5 on the darkest particles; there the two noises share
+        mean and variance and differ by a skew of ``1 / sqrt(counts)``.
 
     Returns
     -------

@@ -25,9 +25,9 @@ of the radius, which the crops resolve.
 
 Masks: in most mosaics each particle's mask is the one :func:`tempipe.segment.segment`
 (default parameters, see :data:`_MOSAIC_SEGMENT`) finds for it, matched to the exact label
-at IoU >= 0.5, so the network learns from the masks it will see at run time (its rounded corners, lost spikes, edge
-shifts) while the targets stay the exact parameters; particles the segmentation misses,
-and the remaining mosaics, keep their exact (roughened) masks.
+at IoU >= 0.5, so the network learns from the masks it will see at run time (its rounded
+corners, lost spikes, edge shifts) while the targets stay the exact parameters; particles
+the segmentation misses, and the remaining mosaics, keep their exact (roughened) masks.
 """
 
 from __future__ import annotations
