@@ -7,8 +7,8 @@ nuisances of real micrographs — random contrast and polarity, dose (shot noise
 carbon and particle texture, uneven illumination, pixel size (particle radius), and
 slightly rough, slightly shifted mask edges — and cuts every particle with
 :func:`tempipe.crops.crop_particles`, exactly as real particles are cut. Three shortcuts
-keep the default 65,000 crops near 40 s on two cores, none of which the shipped model
-notices (``bench/bench_training_set.py``): shot noise and textures from cheap normal-like
+bring the default 65,000 crops from ~60 s to ~45 s on two cores; the model trained before
+them read the new crops as well as the old, within 2 bootstrap s.e. (``bench/RESULTS.md``): shot noise and textures from cheap normal-like
 draws (``form_image(fast_noise=True)``), boundary pixels supersampled 3 x 3 instead of 4 x 4,
 and particles packed by their own bounding boxes (:func:`mosaic_layout`).
 
