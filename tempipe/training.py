@@ -8,9 +8,10 @@ carbon and particle texture, uneven illumination, pixel size (particle radius), 
 slightly rough, slightly shifted mask edges — and cuts every particle with
 :func:`tempipe.crops.crop_particles`, exactly as real particles are cut. Three shortcuts
 bring the default 65,000 crops from ~60 s to ~45 s on two cores; the model trained before
-them read the new crops as well as the old, within 2 bootstrap s.e. (``bench/RESULTS.md``): shot noise and textures from cheap normal-like
-draws (``form_image(fast_noise=True)``), boundary pixels supersampled 3 x 3 instead of 4 x 4,
-and particles packed by their own bounding boxes (:func:`mosaic_layout`).
+them read the new crops as well as the old, within 2 bootstrap s.e. (``bench/RESULTS.md``):
+shot noise and textures from cheap normal-like draws (``form_image(fast_noise=True)``),
+boundary pixels supersampled 3 x 3 instead of 4 x 4, and particles packed by their own
+bounding boxes (:func:`mosaic_layout`).
 
 Labels: eq. 1 describes some silhouettes twice. With ``l_ratio = 1`` the curve of ``p`` and
 the curve of ``p / (p - 1)`` turned by ``pi / (2 d)`` agree within 2 % of the radius for
