@@ -119,8 +119,16 @@ def max_radius(p, d, l_ratio) -> np.ndarray:
     grid = np.arange(THETA_GRID_POINTS) * step
     coarse = radius_unchecked(grid, p, d, l_ratio)
     best = grid[np.argmax(coarse, axis=-1)][..., None]
-    fine = best + np.linspace(-step, step, _REFINE_POINTS)
-    return np.maximum(coarse.max(axis=-1), radius_unchecked(fine, p, d, l_ratio).max(axis=-1))
+    return refined_max(coarse.max(axis=-1), best, step, p, d, l_ratio)
+
+
+def refined_max(coarse_max, best_theta, step, p, d, l_ratio, phi=0.0,
+                points: int = _REFINE_POINTS) -> np.ndarray:
+    """The larger of ``coarse_max`` and eq. 1's maximum on ``points`` angles spanning
+    ``best_theta +- step`` (the grid neighbours of the best coarse angle; shapes as
+    ``p`` etc. with a trailing axis of length 1)."""
+    fine = best_theta + np.linspace(-step, step, points)
+    return np.maximum(coarse_max, radius_unchecked(fine, p, d, l_ratio, phi).max(axis=-1))
 
 
 def unit_geometry(p, d, l_ratio) -> dict[str, np.ndarray]:

@@ -8,7 +8,8 @@ carbon and particle texture, uneven illumination, pixel size (particle radius), 
 slightly rough, slightly shifted mask edges — and cuts every particle with
 :func:`tempipe.crops.crop_particles`, exactly as real particles are cut. Three shortcuts
 bring the default 65,000 crops from ~60 s to ~45 s on two cores; the model trained before
-them read the new crops as well as the old, within 2 bootstrap s.e. (``bench/RESULTS.md``):
+them read the new crops about as well as the old (RMSE(L) 0.198 -> 0.203, s.e. 0.002; log p
+and round(d) unchanged; ``bench/RESULTS.md``):
 shot noise and textures from cheap normal-like draws (``form_image(fast_noise=True)``),
 boundary pixels supersampled 3 x 3 instead of 4 x 4, and particles packed by their own
 bounding boxes (:func:`mosaic_layout`).
@@ -41,7 +42,8 @@ import pandas as pd
 from joblib.externals.loky import get_reusable_executor
 
 from tempipe._render import (as_generator, coverage_patch, form_image,
-                             paste_slices, radius_unchecked, smooth_noise)
+                             paste_slices, radius_unchecked, refined_max,
+                             smooth_noise)
 from tempipe.crops import CROP_MARGIN, crop_particles
 from tempipe.errors import ParameterError
 from tempipe.metrics import match_instances
@@ -78,10 +80,10 @@ MOSAIC_PARTICLES = 144
 MOSAIC_WIDTH_PX = 800
 #: Empty pixels between neighbouring particles' bounding boxes (before a +-2 px jitter): a
 #: neighbour enters the crops' 8-px context ring of 3.4 % of the particles (none with 12 px),
-#: as neighbours do in real micrographs, for 0.83 of the pixels of a 12-px gap.
+#: as neighbours do in real micrographs, for 0.85 of the pixels of a 12-px gap.
 MOSAIC_GAP_PX = 8
 #: Sub-samples per side of a boundary pixel: coverage in steps of 1/9 (the simulator's 4
-#: gives 1/16), below the blur and shot noise of every mosaic, at 0.63 of the cost.
+#: gives 1/16), below the blur and shot noise of every mosaic, at 0.63 of the coverage cost.
 MOSAIC_SUPERSAMPLE = 3
 #: Below this l_ratio a shape with 1 < p < 2 is labelled by its twin p / (p - 1) (module doc).
 FOLD_L_RATIO = 1.1
@@ -147,8 +149,7 @@ def particle_extents(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     theta = np.concatenate([grid, tips], axis=1)
     radius = radius_unchecked(theta, p, d, l_ratio, phi)
     best = np.take_along_axis(theta, radius.argmax(1)[:, None], 1)
-    fine = radius_unchecked(best + np.linspace(-step, step, 33), p, d, l_ratio, phi)
-    r_max = np.maximum(radius.max(1), fine.max(1))
+    r_max = refined_max(radius.max(1), best, step, p, d, l_ratio, phi, points=33)
     radius *= (table["radius_px"].to_numpy() / r_max)[:, None]
     rows, cols = -radius * np.sin(theta), radius * np.cos(theta)
     extents = np.stack([rows.min(1) - 1, rows.max(1) + 1, cols.min(1) - 1, cols.max(1) + 1], 1)
@@ -221,7 +222,7 @@ def _mosaic(table: pd.DataFrame, rng, dist: TrainingDistributions, size: int,
 #: Segmentation of mosaics: the defaults, less two steps that never changed a mosaic's
 #: masks (on 140 mosaics tried): the search for drawn annotations (scale bars, labels),
 #: which mosaics do not carry, and the polarity vote (the mosaic's polarity is given; the
-#: vote found it every time). About 8 ms of ~85 saved per mosaic.
+#: vote found it every time). About 5 ms of ~85 saved per mosaic.
 _MOSAIC_SEGMENT = SegmentParams(ignore_annotations=False)
 
 
